@@ -1,0 +1,52 @@
+// ringmaild's settings: a JSON file (--config FILE) read with simdjson, then command-line flags
+// that override it. Every setting is also a flag: key "data_dir" is --data-dir. Units come last in
+// the names. An unknown key, a wrong type or a bad value is an error naming the source, the key and
+// what is wrong.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ringmail {
+
+struct ListenAddress {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string text;  // as given, e.g. "127.0.0.1:1143" or "[::1]:1143"
+};
+
+// Parses "HOST:PORT" (IPv4 literal, "[IPv6]", or "localhost"); port 0 picks an ephemeral one.
+bool parse_listen_address(std::string_view text, ListenAddress* out);
+
+struct Config {
+  std::string data_dir = "./var";
+  std::string imap_listen = "127.0.0.1:1143";
+  int64_t threads = 0;  // 0: one per CPU the process may run on
+  std::string log_level = "info";
+  int64_t preauth_timeout_s = 60;
+  int64_t idle_timeout_s = 30 * 60;  // RFC 9051 section 5.4: at least 30 minutes
+  int64_t shutdown_timeout_ms = 1500;
+  int64_t connections_max = 200000;
+  int64_t line_bytes_max = 8192;          // RFC 9051 section 4: at least 8192 octets
+  int64_t preauth_literal_bytes_max = 1024;
+  int64_t pending_input_bytes_max = 65536;  // unread input held per connection before reading pauses
+  int64_t output_bytes_max = 1 << 20;       // queued output before input processing pauses
+  int64_t auth_cache_ttl_s = 300;
+  int64_t helper_threads = 2;
+
+  // Loads FILE over the defaults. On error returns false and sets *error to one line.
+  bool load_file(const std::string& path, std::string* error);
+  // Sets one setting from text (a flag's value). `source` names it in errors ("flag --threads").
+  bool set(std::string_view key, std::string_view value, std::string_view source, std::string* error);
+  // Cross-setting checks and derived values, after everything is loaded.
+  bool finish(std::string* error);
+
+  ListenAddress imap_address;  // filled by finish()
+};
+
+}  // namespace ringmail

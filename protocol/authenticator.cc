@@ -1,0 +1,61 @@
+#include "protocol/authenticator.h"
+
+namespace ringmail {
+namespace {
+
+// Made once, on first use, from the CSPRNG; never leaves the process.
+const std::string& process_secret() {
+  static const std::string secret = [] {
+    std::string s(32, '\0');
+    random_bytes(s.data(), s.size());
+    return s;
+  }();
+  return secret;
+}
+
+}  // namespace
+
+LoginResult verify_login(const UserStore& store, std::string_view user, std::string_view password,
+                         std::string* error) {
+  UserRecord rec;
+  Status s = store.load(user, &rec);
+  if (s.code() == Status::Code::not_found) {
+    static const UserRecord dummy =
+        make_user_record("nobody", "not a password", UserStore::kDefaultIterations);
+    (void)verify_password(dummy, password);
+    return LoginResult::bad_credentials;
+  }
+  if (!s.is_ok()) {
+    *error = s.message();
+    return LoginResult::error;
+  }
+  return verify_password(rec, password) ? LoginResult::ok : LoginResult::bad_credentials;
+}
+
+Sha256Digest CredentialCache::mac(std::string_view user, std::string_view password) {
+  std::string msg;
+  msg.reserve(user.size() + 1 + password.size());
+  msg.append(user).push_back('\0');
+  msg.append(password);
+  return hmac_sha256(process_secret(), msg);
+}
+
+bool CredentialCache::check(std::string_view user, std::string_view password,
+                            uint64_t now_ms) const {
+  if (ttl_ms_ == 0) return false;
+  auto it = entries_.find(std::string(user));
+  if (it == entries_.end() || it->second.expires_ms <= now_ms) return false;
+  Sha256Digest m = mac(user, password);
+  return constant_time_equal(as_view(m), as_view(it->second.mac));
+}
+
+void CredentialCache::remember(std::string_view user, std::string_view password, uint64_t now_ms) {
+  if (ttl_ms_ == 0) return;
+  if (entries_.size() >= kEntriesMax) {
+    std::erase_if(entries_, [now_ms](const auto& e) { return e.second.expires_ms <= now_ms; });
+    if (entries_.size() >= kEntriesMax) entries_.clear();
+  }
+  entries_[std::string(user)] = Entry{mac(user, password), now_ms + ttl_ms_};
+}
+
+}  // namespace ringmail

@@ -1,0 +1,46 @@
+// Password checks for LOGIN (and later SASL). The slow part, PBKDF2, runs on the helper pool
+// (verify_login); a per-core cache of recent successes (CredentialCache) makes later logins of
+// the same user with the same password cost microseconds (DESIGN.md section 5).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/crypto.h"
+#include "storage/user_store.h"
+
+namespace ringmail {
+
+enum class LoginResult { ok, bad_credentials, error };
+
+// Blocking: reads the user's record and runs PBKDF2. Helper threads only. An unknown user costs
+// the same work as a known one, so timing does not tell whether a name exists.
+LoginResult verify_login(const UserStore& store, std::string_view user, std::string_view password,
+                         std::string* error);
+
+// Remembers successful (user, password) pairs as a keyed MAC under a per-process secret, so the
+// cache never holds a password. Failures are never remembered.
+class CredentialCache {
+ public:
+  static constexpr size_t kEntriesMax = 65536;
+
+  explicit CredentialCache(uint64_t ttl_ms) : ttl_ms_(ttl_ms) {}
+  bool check(std::string_view user, std::string_view password, uint64_t now_ms) const;
+  void remember(std::string_view user, std::string_view password, uint64_t now_ms);
+  void forget(std::string_view user) { entries_.erase(std::string(user)); }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    Sha256Digest mac;
+    uint64_t expires_ms;
+  };
+  static Sha256Digest mac(std::string_view user, std::string_view password);
+
+  uint64_t ttl_ms_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace ringmail

@@ -1,0 +1,144 @@
+// ringmail: the operator's command line. Users for now; fsck, compact and more come later.
+//   ringmail user add NAME [--data-dir DIR] [--iterations N]   (password on standard input)
+//   ringmail user passwd NAME [--data-dir DIR] [--iterations N]
+//   ringmail user del NAME [--data-dir DIR]
+//   ringmail user list [--data-dir DIR]
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "storage/user_store.h"
+
+namespace {
+
+using ringmail::Status;
+using ringmail::UserStore;
+
+constexpr const char* kUsage =
+    "usage: ringmail user add NAME [--data-dir DIR] [--iterations N]\n"
+    "       ringmail user passwd NAME [--data-dir DIR] [--iterations N]\n"
+    "       ringmail user del NAME [--data-dir DIR]\n"
+    "       ringmail user list [--data-dir DIR]\n"
+    "The password is read from standard input (one line); on a terminal it is asked twice.\n"
+    "The data directory defaults to ./var.\n";
+
+int fail(const std::string& msg, int code = 1) {
+  fprintf(stderr, "ringmail: %s\n", msg.c_str());
+  return code;
+}
+
+int usage(const std::string& msg) {
+  fprintf(stderr, "ringmail: %s\n%s", msg.c_str(), kUsage);
+  return 2;
+}
+
+bool read_line(std::string* out, bool echo_off) {
+  termios saved{};
+  bool tty = echo_off && tcgetattr(0, &saved) == 0;
+  if (tty) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(0, TCSAFLUSH, &quiet);
+  }
+  bool ok = static_cast<bool>(std::getline(std::cin, *out));
+  if (tty) {
+    tcsetattr(0, TCSAFLUSH, &saved);
+    fputc('\n', stderr);
+  }
+  if (!out->empty() && out->back() == '\r') out->pop_back();
+  return ok;
+}
+
+bool read_password(std::string* password, std::string* error) {
+  bool tty = isatty(0);
+  if (tty) fputs("Password: ", stderr);
+  if (!read_line(password, tty)) {
+    *error = "no password on standard input";
+    return false;
+  }
+  if (tty) {
+    std::string again;
+    fputs("Again: ", stderr);
+    if (!read_line(&again, true) || again != *password) {
+      *error = "the passwords differ";
+      return false;
+    }
+  }
+  if (password->empty()) {
+    *error = "empty password";
+    return false;
+  }
+  if (password->size() > UserStore::kPasswordBytesMax) {
+    *error = "password longer than 1024 bytes";
+    return false;
+  }
+  return true;
+}
+
+int exit_for(const Status& s) {
+  if (s.is_ok()) return 0;
+  return fail(s.message(), s.code() == Status::Code::io_error ? 1 : 3);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string data_dir = "./var";
+  uint32_t iterations = UserStore::kDefaultIterations;
+  std::vector<std::string> words;
+  for (size_t i = 0; i < args.size(); i++) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      fputs(kUsage, stdout);
+      return 0;
+    } else if (args[i] == "--data-dir" && i + 1 < args.size()) {
+      data_dir = args[++i];
+    } else if (args[i] == "--iterations" && i + 1 < args.size()) {
+      char* end = nullptr;
+      unsigned long v = strtoul(args[++i].c_str(), &end, 10);
+      if (*end != '\0' || v < UserStore::kMinIterations || v > (1ul << 30))
+        return usage("--iterations must be a number from 4096 to 1073741824");
+      iterations = static_cast<uint32_t>(v);
+    } else if (args[i].rfind("--", 0) == 0) {
+      return usage("unknown option " + args[i]);
+    } else {
+      words.push_back(args[i]);
+    }
+  }
+  if (words.size() < 2 || words[0] != "user") return usage("expected a command");
+  UserStore store(data_dir);
+  const std::string& cmd = words[1];
+  if (cmd == "list") {
+    if (words.size() != 2) return usage("user list takes no name");
+    std::vector<std::string> names;
+    Status s = store.list(&names);
+    for (const std::string& n : names) printf("%s\n", n.c_str());
+    return exit_for(s);
+  }
+  if (words.size() != 3) return usage("user " + cmd + " needs exactly one NAME");
+  std::string name = words[2];
+  if (!UserStore::valid_name(name))
+    return fail("invalid user name '" + name +
+                    "': use 1 to 64 of a-z 0-9 . _ - + @, not starting with . or -",
+                2);
+  if (cmd == "add" || cmd == "passwd") {
+    std::string password, error;
+    if (!read_password(&password, &error)) return fail(error, 2);
+    Status s = cmd == "add" ? store.add(name, password, iterations)
+                            : store.set_password(name, password, iterations);
+    explicit_bzero(password.data(), password.size());
+    if (s.is_ok()) printf("%s %s\n", cmd == "add" ? "added" : "password changed for", name.c_str());
+    return exit_for(s);
+  }
+  if (cmd == "del") {
+    Status s = store.remove(name);
+    if (s.is_ok()) printf("deleted %s\n", name.c_str());
+    return exit_for(s);
+  }
+  return usage("unknown command user " + cmd);
+}
