@@ -135,12 +135,15 @@ bool parse_seconds(const std::string& s, double& out) {
   return !s.empty() && *end == '\0' && errno == 0 && std::isfinite(out) && out >= 0 && out <= 1e7;
 }
 
-bool is_loopback(in_addr a) { return (ntohl(a.s_addr) >> 24) == 127; }
+bool is_loopback(in_addr a) {
+  return (ntohl(a.s_addr) >> 24) == 127;
+}
 
 bool parse_ipv4(const std::string& s, bool allow_remote, in_addr& out) {
-  const char* why = inet_pton(AF_INET, s.c_str(), &out) != 1   ? "is not an IPv4 literal"
-                    : !allow_remote && !is_loopback(out) ? "is not in 127.0.0.0/8 (use --allow-remote)"
-                                                           : nullptr;
+  const char* why = inet_pton(AF_INET, s.c_str(), &out) != 1 ? "is not an IPv4 literal"
+                    : !allow_remote && !is_loopback(out)
+                        ? "is not in 127.0.0.0/8 (use --allow-remote)"
+                        : nullptr;
   if (why) std::fprintf(stderr, "ringmail-bench: '%s' %s\n", s.c_str(), why);
   return why == nullptr;
 }
@@ -175,20 +178,34 @@ int parse_args(int argc, char** argv, Options& o) {
     }
     bool ok = true;
     u64 n = 0;
-    if (arg == "--host") host = val;
-    else if (arg == "--port") ok = parse_u64(val, 1, 65535, n) && (o.port = int(n)) > 0;
-    else if (arg == "--connections") ok = parse_u64(val, 1, 1'000'000, o.connections);
-    else if (arg == "--users") ok = parse_u64(val, 1, 1'000'000'000, o.users);
-    else if (arg == "--user-pattern") o.user_pattern = val;
-    else if (arg == "--password") o.password = val;
-    else if (arg == "--mode") o.mode = val;
-    else if (arg == "--pipeline") ok = parse_u64(val, 1, 1'000'000, o.pipeline);
-    else if (arg == "--duration") ok = parse_seconds(val, o.duration) && o.duration > 0;
-    else if (arg == "--warmup") ok = parse_seconds(val, o.warmup);
-    else if (arg == "--hold-seconds") ok = parse_seconds(val, o.hold);
-    else if (arg == "--max-commands") ok = parse_u64(val, 0, UINT64_MAX, o.max_commands);
-    else if (arg == "--source-ips") sources = val;
-    else return bad("unknown option " + arg);
+    if (arg == "--host")
+      host = val;
+    else if (arg == "--port")
+      ok = parse_u64(val, 1, 65535, n) && (o.port = int(n)) > 0;
+    else if (arg == "--connections")
+      ok = parse_u64(val, 1, 1'000'000, o.connections);
+    else if (arg == "--users")
+      ok = parse_u64(val, 1, 1'000'000'000, o.users);
+    else if (arg == "--user-pattern")
+      o.user_pattern = val;
+    else if (arg == "--password")
+      o.password = val;
+    else if (arg == "--mode")
+      o.mode = val;
+    else if (arg == "--pipeline")
+      ok = parse_u64(val, 1, 1'000'000, o.pipeline);
+    else if (arg == "--duration")
+      ok = parse_seconds(val, o.duration) && o.duration > 0;
+    else if (arg == "--warmup")
+      ok = parse_seconds(val, o.warmup);
+    else if (arg == "--hold-seconds")
+      ok = parse_seconds(val, o.hold);
+    else if (arg == "--max-commands")
+      ok = parse_u64(val, 0, UINT64_MAX, o.max_commands);
+    else if (arg == "--source-ips")
+      sources = val;
+    else
+      return bad("unknown option " + arg);
     if (!ok) return bad("bad value '" + val + "' for " + arg);
   }
   if (!parse_ipv4(host, o.allow_remote, o.host_addr)) return 2;
@@ -202,7 +219,8 @@ int parse_args(int argc, char** argv, Options& o) {
   }
   // A quoted string cannot carry CR or LF; refuse rather than send a broken command.
   for (const std::string* s : {&o.user_pattern, &o.password})
-    if (s->find_first_of("\r\n") != std::string::npos) return bad("user/password must not contain CR or LF");
+    if (s->find_first_of("\r\n") != std::string::npos)
+      return bad("user/password must not contain CR or LF");
   return -1;
 }
 
@@ -240,7 +258,8 @@ class Histogram {
     if (v < kLinear) return size_t(v);
     int msb = 63 - std::countl_zero(v);
     int shift = msb - kSub;
-    return kLinear + size_t(msb - kSub - 1) * (1u << kSub) + size_t((v >> shift) - (u64(1) << kSub));
+    return kLinear + size_t(msb - kSub - 1) * (1u << kSub) +
+           size_t((v >> shift) - (u64(1) << kSub));
   }
   static u64 upper(size_t i) {
     if (i < kLinear) return i;
@@ -257,16 +276,38 @@ class Histogram {
 // ---------------------------------------------------------------- errors
 
 enum Err : int {
-  kConnectRefused, kConnectNoAddr, kConnectFailed, kGreetingBad, kGreetingBye,
-  kLoginNo, kLoginBad, kCommandNo, kCommandBad, kLogoutBad, kLogoutNoBye,
-  kBareLf, kUnparseable, kUnexpectedTag, kLineTooLong, kClosedUnexpectedly,
-  kClosedAfterBye, kIoError, kTimeout, kSetupTimeout, kErrCount
+  kConnectRefused,
+  kConnectNoAddr,
+  kConnectFailed,
+  kGreetingBad,
+  kGreetingBye,
+  kLoginNo,
+  kLoginBad,
+  kCommandNo,
+  kCommandBad,
+  kLogoutBad,
+  kLogoutNoBye,
+  kBareLf,
+  kUnparseable,
+  kUnexpectedTag,
+  kLineTooLong,
+  kClosedUnexpectedly,
+  kClosedAfterBye,
+  kIoError,
+  kTimeout,
+  kSetupTimeout,
+  kErrCount
 };
-constexpr const char* kErrName[kErrCount] = {
-  "connect_refused", "connect_addr_not_avail", "connect_failed", "greeting_bad", "greeting_bye",
-  "login_no", "login_bad", "command_no", "command_bad", "logout_failed", "logout_without_bye",
-  "bare_lf", "unparseable_line", "unexpected_tag", "line_too_long", "closed_unexpectedly",
-  "closed_after_bye", "io_error", "phase_timeout", "setup_timeout"};
+constexpr const char* kErrName[kErrCount] = {"connect_refused",    "connect_addr_not_avail",
+                                             "connect_failed",     "greeting_bad",
+                                             "greeting_bye",       "login_no",
+                                             "login_bad",          "command_no",
+                                             "command_bad",        "logout_failed",
+                                             "logout_without_bye", "bare_lf",
+                                             "unparseable_line",   "unexpected_tag",
+                                             "line_too_long",      "closed_unexpectedly",
+                                             "closed_after_bye",   "io_error",
+                                             "phase_timeout",      "setup_timeout"};
 
 // ---------------------------------------------------------------- connections and modes
 
@@ -287,20 +328,29 @@ struct Conn {
   bool in_continuation = false;  // the rest of a line that was interrupted by a literal
   u64 literal_left = 0;          // literal payload bytes still to skip
   u64 next_tag = 0;
-  i64 phase_ns = 0;              // when st last changed (stall detection)
+  i64 phase_ns = 0;  // when st last changed (stall detection)
   std::string in, out;
   size_t out_pos = 0;
   std::deque<Pending> inflight;  // responses arrive in order, so a FIFO suffices
 };
 
 // What a logged-in connection sends next, or nothing to stay quiet for now.
-struct Next { std::string_view text; Kind kind; };
+struct Next {
+  std::string_view text;
+  Kind kind;
+};
 using NextFn = std::optional<Next> (*)(const Conn&);
 
-std::optional<Next> next_noop(const Conn&) { return Next{"NOOP", Kind::Measured}; }
+std::optional<Next> next_noop(const Conn&) {
+  return Next{"NOOP", Kind::Measured};
+}
 // The measured operation of login mode is LOGIN itself; once it is done, leave.
-std::optional<Next> next_login(const Conn&) { return Next{"LOGOUT", Kind::Logout}; }
-std::optional<Next> next_idle(const Conn&) { return std::nullopt; }
+std::optional<Next> next_login(const Conn&) {
+  return Next{"LOGOUT", Kind::Logout};
+}
+std::optional<Next> next_idle(const Conn&) {
+  return std::nullopt;
+}
 
 struct ModeSpec {
   std::string_view name;
@@ -310,16 +360,19 @@ struct ModeSpec {
   bool hold;           // idle: hold connections, a server BYE + close is expected
 };
 constexpr ModeSpec kModes[] = {
-  {"noop", next_noop, false, false, false},
-  {"login", next_login, true, true, false},
-  {"idle", next_idle, false, false, true},
+    {"noop", next_noop, false, false, false},
+    {"login", next_login, true, true, false},
+    {"idle", next_idle, false, false, true},
 };
 
-std::string_view first_word(std::string_view s) { return s.substr(0, s.find(' ')); }
+std::string_view first_word(std::string_view s) {
+  return s.substr(0, s.find(' '));
+}
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return (x | 0x20) == (y | 0x20); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return (x | 0x20) == (y | 0x20);
+         });
 }
 
 // IMAP quoted string: only '"' and '\' need a backslash.
@@ -391,7 +444,9 @@ class Bench {
   void send_login(uint32_t idx);
   void count_completion(i64 now, i64 latency);
   void error(uint32_t idx, Err e, std::string_view detail);
-  void fail(uint32_t idx, Err e, std::string_view detail) { error(idx, e, detail), close_conn(idx); }
+  void fail(uint32_t idx, Err e, std::string_view detail) {
+    error(idx, e, detail), close_conn(idx);
+  }
   // phases and output
   bool setup();
   void measure();
@@ -424,7 +479,8 @@ void Bench::error(uint32_t idx, Err e, std::string_view detail) {
                  int(std::min<size_t>(detail.size(), 200)), detail.data());
   }
   if (e == kConnectNoAddr && stats_.errors[e] == 1 && opt_.source_ips.empty())
-    std::fprintf(stderr, "ringmail-bench: out of local ports; try --source-ips 127.0.0.1,127.0.0.2,...\n");
+    std::fprintf(stderr,
+                 "ringmail-bench: out of local ports; try --source-ips 127.0.0.1,127.0.0.2,...\n");
 }
 
 void Bench::set_state(Conn& c, St s) {
@@ -453,7 +509,8 @@ void Bench::start_connect(uint32_t idx) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return connect_failed(idx, errno);
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small commands must not wait for Nagle
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+             sizeof one);  // small commands must not wait for Nagle
   if (!opt_.source_ips.empty()) {
     // Defer the port choice to connect() so only the full 4-tuple must be unique.
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -480,10 +537,14 @@ void Bench::start_connect(uint32_t idx) {
 }
 
 void Bench::connect_failed(uint32_t idx, int err) {
-  Err kind = err == ECONNREFUSED ? kConnectRefused : err == EADDRNOTAVAIL ? kConnectNoAddr : kConnectFailed;
+  Err kind = err == ECONNREFUSED    ? kConnectRefused
+             : err == EADDRNOTAVAIL ? kConnectNoAddr
+                                    : kConnectFailed;
   error(idx, kind, std::strerror(err));
-  if (conns_[idx].fd >= 0) close_conn(idx);
-  else if (mode_.reconnect && running_ && !stopping_) queue_.push_back(idx);
+  if (conns_[idx].fd >= 0)
+    close_conn(idx);
+  else if (mode_.reconnect && running_ && !stopping_)
+    queue_.push_back(idx);
 }
 
 void Bench::close_conn(uint32_t idx) {
@@ -513,7 +574,8 @@ void Bench::poll_once(i64 deadline) {
   for (int i = 0; i < n; ++i) {
     uint32_t idx = uint32_t(evs[i].data.u64);
     // An event can outlive its socket within one batch; the generation tells.
-    if (conns_[idx].fd >= 0 && conns_[idx].gen == uint32_t(evs[i].data.u64 >> 32)) on_event(idx, evs[i].events);
+    if (conns_[idx].fd >= 0 && conns_[idx].gen == uint32_t(evs[i].data.u64 >> 32))
+      on_event(idx, evs[i].events);
   }
   if (i64 now = now_ns(); now >= next_tick_) tick(now);
 }
@@ -557,9 +619,11 @@ void Bench::on_readable(uint32_t idx, uint32_t events) {
 void Bench::on_eof(uint32_t idx) {
   const Conn& c = conns_[idx];
   // Idle mode waits for the server's shutdown BYE, but only logged-in connections should get one.
-  bool expected = (c.st == St::LoggingOut && c.logout_ok) || (mode_.hold && c.bye_seen && c.st == St::Ready);
+  bool expected =
+      (c.st == St::LoggingOut && c.logout_ok) || (mode_.hold && c.bye_seen && c.st == St::Ready);
   if (!expected) {
-    static const char* const kState[] = {"closed", "connecting", "greeting", "login", "ready", "logout"};
+    static const char* const kState[] = {"closed", "connecting", "greeting",
+                                         "login",  "ready",      "logout"};
     error(idx, c.bye_seen ? kClosedAfterBye : kClosedUnexpectedly,
           std::string("server closed the connection in state ") + kState[int(c.st)]);
   }
@@ -579,7 +643,8 @@ void Bench::flush(uint32_t idx) {
   // Stamp commands when they leave, so time spent queued in this client before
   // the write is not charged to the server.
   i64 now = now_ns();
-  for (auto it = c.inflight.rbegin(); it != c.inflight.rend() && it->sent_ns == 0; ++it) it->sent_ns = now;
+  for (auto it = c.inflight.rbegin(); it != c.inflight.rend() && it->sent_ns == 0; ++it)
+    it->sent_ns = now;
   while (c.out_pos < c.out.size()) {
     ssize_t n = send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
     if (n > 0) {
@@ -622,13 +687,16 @@ bool Bench::consume_input(uint32_t idx, i64 now) {
     }
     size_t nl = in.find('\n', pos);
     if (nl == std::string_view::npos) {
-      if (in.size() - pos > kMaxLine) return fail(idx, kLineTooLong, "no line end within 1 MiB"), false;
+      if (in.size() - pos > kMaxLine)
+        return fail(idx, kLineTooLong, "no line end within 1 MiB"), false;
       break;
     }
     std::string_view line = in.substr(pos, nl - pos);
     pos = nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    else error(idx, kBareLf, line);
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    else
+      error(idx, kBareLf, line);
     bool continuation = c.in_continuation;
     c.in_continuation = literal_suffix(line, c.literal_left);
     if (!c.in_continuation) c.literal_left = 0;
@@ -645,7 +713,8 @@ void Bench::handle_line(uint32_t idx, std::string_view line, i64 now) {
   if (line.starts_with("* ")) return handle_untagged(idx, line.substr(2), now);
   Conn& c = conns_[idx];
   size_t sp = line.find(' ');
-  if (line.starts_with("+") || sp == std::string_view::npos || sp == 0) return fail(idx, kUnparseable, line);
+  if (line.starts_with("+") || sp == std::string_view::npos || sp == 0)
+    return fail(idx, kUnparseable, line);
   if (c.inflight.empty() || !tag_matches(line.substr(0, sp), c.inflight.front().tag))
     return fail(idx, kUnexpectedTag, line);
   Pending p = c.inflight.front();
@@ -657,7 +726,8 @@ void Bench::handle_untagged(uint32_t idx, std::string_view rest, i64 now) {
   Conn& c = conns_[idx];
   std::string_view word = first_word(rest);
   if (c.st == St::Greeting) {
-    if (!iequals(word, "OK")) return fail(idx, iequals(word, "BYE") ? kGreetingBye : kGreetingBad, rest);
+    if (!iequals(word, "OK"))
+      return fail(idx, iequals(word, "BYE") ? kGreetingBye : kGreetingBad, rest);
     ++stats_.greeted;
     return send_login(idx);
   }
@@ -690,8 +760,10 @@ void Bench::handle_tagged(uint32_t idx, const Pending& p, std::string_view resp,
       if (!c.bye_seen) error(idx, kLogoutNoBye, "tagged OK to LOGOUT without * BYE");
       return;
     case Kind::Measured:
-      if (ok) count_completion(now, now - p.sent_ns);
-      else error(idx, no ? kCommandNo : kCommandBad, resp);
+      if (ok)
+        count_completion(now, now - p.sent_ns);
+      else
+        error(idx, no ? kCommandNo : kCommandBad, resp);
       return;
   }
 }
@@ -702,8 +774,10 @@ void Bench::send_login(uint32_t idx) {
   std::string name;
   std::string_view pat = opt_.user_pattern;
   for (size_t i = 0; i < pat.size(); ++i) {
-    if (pat[i] == '%' && i + 1 < pat.size() && pat[i + 1] == 'd') name += std::to_string(user), ++i;
-    else name += pat[i];
+    if (pat[i] == '%' && i + 1 < pat.size() && pat[i + 1] == 'd')
+      name += std::to_string(user), ++i;
+    else
+      name += pat[i];
   }
   std::string cmd = "LOGIN ";
   append_quoted(cmd, name);
@@ -732,7 +806,10 @@ void Bench::tick(i64 now) {
   }
   if (!progress_) return;
   std::fprintf(stderr, "[%6.1fs] %s: %llu done/s  open=%lld logged_in=%lld bye=%llu errors=%llu\n",
-               double(now - start_ns_) / kSec, !running_ ? "setup" : mode_.hold ? "hold" : "run",
+               double(now - start_ns_) / kSec,
+               !running_    ? "setup"
+               : mode_.hold ? "hold"
+                            : "run",
                ull(completed_ - progress_mark_), (long long)n_open_, (long long)n_ready_,
                ull(stats_.bye_received), ull(stats_.error_total()));
   progress_mark_ = completed_;
@@ -791,12 +868,17 @@ int Bench::run() {
   } else {
     setup_ok_ = setup();
     setup_ns_ = now_ns() - start_ns_;
-    if (!setup_ok_) close_all();
-    else if (mode_.hold) hold();
-    else measure();
+    if (!setup_ok_)
+      close_all();
+    else if (mode_.hold)
+      hold();
+    else
+      measure();
   }
-  if (opt_.json) report_json();
-  else report();
+  if (opt_.json)
+    report_json();
+  else
+    report();
   std::fflush(stdout);  // keep the table before the error summary on a shared terminal
   u64 errors = stats_.error_total();
   if (errors > 0) {
@@ -810,17 +892,22 @@ int Bench::run() {
 
 // ---------------------------------------------------------------- reports
 
-double secs(i64 ns) { return double(ns) / kSec; }
-double usecs(u64 ns) { return double(ns) / 1000.0; }
+double secs(i64 ns) {
+  return double(ns) / kSec;
+}
+double usecs(u64 ns) {
+  return double(ns) / 1000.0;
+}
 
 void Bench::report() const {
   bool idle = mode_.hold;
   double dur = secs(std::max<i64>(0, stop_ns_ - warm_end_));
   const char* what = mode_.measure_login ? "logins" : "commands";
-  std::printf("ringmail-bench  mode=%.*s  server=%s:%d%s\n", int(mode_.name.size()), mode_.name.data(),
-              opt_.host.c_str(), opt_.port, g_interrupted ? "  (INTERRUPTED)" : "");
-  std::printf("  %-16s %llu requested, %llu greeted, %llu logins ok\n", "connections", ull(opt_.connections),
-              ull(stats_.greeted), ull(stats_.logins));
+  std::printf("ringmail-bench  mode=%.*s  server=%s:%d%s\n", int(mode_.name.size()),
+              mode_.name.data(), opt_.host.c_str(), opt_.port,
+              g_interrupted ? "  (INTERRUPTED)" : "");
+  std::printf("  %-16s %llu requested, %llu greeted, %llu logins ok\n", "connections",
+              ull(opt_.connections), ull(stats_.greeted), ull(stats_.logins));
   if (!mode_.reconnect)
     std::printf("  %-16s %.3f s (connect + login of all connections)%s\n", "setup", secs(setup_ns_),
                 setup_ok_ ? "" : "  FAILED");
@@ -830,47 +917,58 @@ void Bench::report() const {
     std::printf("  %-16s %llu\n", "pipeline", ull(opt_.pipeline));
     std::printf("  %-16s %.3f s (after %.3f s warmup)\n", "duration", dur, opt_.warmup);
     std::printf("  %-16s %llu\n", what, ull(hist_.total()));
-    std::printf("  %-16s %.1f\n", (std::string(what) + "/s").c_str(), dur > 0 ? double(hist_.total()) / dur : 0.0);
+    std::printf("  %-16s %.1f\n", (std::string(what) + "/s").c_str(),
+                dur > 0 ? double(hist_.total()) / dur : 0.0);
     std::printf("  %-16s p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n", "latency us",
-                usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)), usecs(hist_.percentile(0.999)),
-                usecs(hist_.max()), hist_.mean() / 1000.0);
+                usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)),
+                usecs(hist_.percentile(0.999)), usecs(hist_.max()), hist_.mean() / 1000.0);
   }
-  std::printf("  %-16s sent %llu  received %llu\n", "bytes", ull(stats_.bytes_sent), ull(stats_.bytes_received));
+  std::printf("  %-16s sent %llu  received %llu\n", "bytes", ull(stats_.bytes_sent),
+              ull(stats_.bytes_received));
   if (idle || stats_.bye_received)
     std::printf("  %-16s %llu (first to last %.3f s)\n", "bye_received", ull(stats_.bye_received),
                 secs(stats_.last_bye_ns - stats_.first_bye_ns));
   u64 errors = stats_.error_total();
   if (errors == 0) return (void)std::printf("  %-16s 0\n", "errors");
-  std::printf("  %-16s %llu   <<< ERRORS: the server misbehaved or the run failed; numbers are not valid\n",
-              "ERRORS", ull(errors));
+  std::printf(
+      "  %-16s %llu   <<< ERRORS: the server misbehaved or the run failed; numbers are not valid\n",
+      "ERRORS", ull(errors));
   for (int e = 0; e < kErrCount; ++e)
     if (stats_.errors[e]) std::printf("    %-22s %llu\n", kErrName[e], ull(stats_.errors[e]));
 }
 
 void Bench::report_json() const {
   double dur = mode_.hold ? 0 : secs(std::max<i64>(0, stop_ns_ - warm_end_));
-  std::printf("{\"mode\":\"%.*s\",\"host\":\"%s\",\"port\":%d,\"connections\":%llu,\"pipeline\":%llu,",
-              int(mode_.name.size()), mode_.name.data(), opt_.host.c_str(), opt_.port, ull(opt_.connections),
-              ull(opt_.pipeline));
-  std::printf("\"greeted\":%llu,\"logged_in\":%llu,\"setup_s\":%.6f,\"setup_ok\":%s,\"warmup_s\":%.6f,",
-              ull(stats_.greeted), ull(stats_.logins), secs(setup_ns_), setup_ok_ ? "true" : "false", opt_.warmup);
+  std::printf(
+      "{\"mode\":\"%.*s\",\"host\":\"%s\",\"port\":%d,\"connections\":%llu,\"pipeline\":%llu,",
+      int(mode_.name.size()), mode_.name.data(), opt_.host.c_str(), opt_.port,
+      ull(opt_.connections), ull(opt_.pipeline));
+  std::printf(
+      "\"greeted\":%llu,\"logged_in\":%llu,\"setup_s\":%.6f,\"setup_ok\":%s,\"warmup_s\":%.6f,",
+      ull(stats_.greeted), ull(stats_.logins), secs(setup_ns_), setup_ok_ ? "true" : "false",
+      opt_.warmup);
   std::printf("\"duration_s\":%.6f,\"held_s\":%.6f,\"commands\":%llu,\"commands_per_s\":%.3f,", dur,
               secs(held_ns_), ull(hist_.total()), dur > 0 ? double(hist_.total()) / dur : 0.0);
-  std::printf("\"latency_us\":{\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
-              usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)), usecs(hist_.percentile(0.999)),
-              usecs(hist_.max()), hist_.mean() / 1000.0);
-  std::printf("\"bytes_sent\":%llu,\"bytes_received\":%llu,\"bye_received\":%llu,\"bye_spread_s\":%.6f,",
-              ull(stats_.bytes_sent), ull(stats_.bytes_received), ull(stats_.bye_received),
-              secs(stats_.last_bye_ns - stats_.first_bye_ns));
-  std::printf("\"interrupted\":%s,\"errors_total\":%llu,\"errors\":{", g_interrupted ? "true" : "false",
-              ull(stats_.error_total()));
+  std::printf(
+      "\"latency_us\":{\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
+      usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)), usecs(hist_.percentile(0.999)),
+      usecs(hist_.max()), hist_.mean() / 1000.0);
+  std::printf(
+      "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"bye_received\":%llu,\"bye_spread_s\":%.6f,",
+      ull(stats_.bytes_sent), ull(stats_.bytes_received), ull(stats_.bye_received),
+      secs(stats_.last_bye_ns - stats_.first_bye_ns));
+  std::printf("\"interrupted\":%s,\"errors_total\":%llu,\"errors\":{",
+              g_interrupted ? "true" : "false", ull(stats_.error_total()));
   const char* sep = "";
   for (int e = 0; e < kErrCount; ++e)
-    if (stats_.errors[e]) std::printf("%s\"%s\":%llu", sep, kErrName[e], ull(stats_.errors[e])), sep = ",";
+    if (stats_.errors[e])
+      std::printf("%s\"%s\":%llu", sep, kErrName[e], ull(stats_.errors[e])), sep = ",";
   std::printf("}}\n");
 }
 
-void on_signal(int) { g_interrupted = 1; }
+void on_signal(int) {
+  g_interrupted = 1;
+}
 
 // Many connections need many descriptors; take all the kernel allows us.
 void raise_fd_limit(u64 connections) {
@@ -879,8 +977,10 @@ void raise_fd_limit(u64 connections) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
   if (rl.rlim_cur != RLIM_INFINITY && connections + 16 > rl.rlim_cur)
-    std::fprintf(stderr, "ringmail-bench: warning: %llu connections but only %llu file descriptors allowed\n",
-                 ull(connections), ull(rl.rlim_cur));
+    std::fprintf(
+        stderr,
+        "ringmail-bench: warning: %llu connections but only %llu file descriptors allowed\n",
+        ull(connections), ull(rl.rlim_cur));
 }
 
 }  // namespace
@@ -892,7 +992,8 @@ int main(int argc, char** argv) {
   for (const ModeSpec& m : kModes)
     if (m.name == opt.mode) mode = &m;
   if (!mode) {
-    std::fprintf(stderr, "ringmail-bench: unknown mode '%s' (noop, login, idle)\n", opt.mode.c_str());
+    std::fprintf(stderr, "ringmail-bench: unknown mode '%s' (noop, login, idle)\n",
+                 opt.mode.c_str());
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);

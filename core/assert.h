@@ -6,14 +6,12 @@ namespace ringmail {
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line, const char* msg);
 }  // namespace ringmail
 
-#define RM_ASSERT(expr)                                                       \
-  do {                                                                        \
-    if (__builtin_expect(!(expr), 0))                                         \
-      ::ringmail::assert_fail(#expr, __FILE__, __LINE__, nullptr);            \
+#define RM_ASSERT(expr)                                                                            \
+  do {                                                                                             \
+    if (__builtin_expect(!(expr), 0)) ::ringmail::assert_fail(#expr, __FILE__, __LINE__, nullptr); \
   } while (0)
 
-#define RM_ASSERT_MSG(expr, msg)                                              \
-  do {                                                                        \
-    if (__builtin_expect(!(expr), 0))                                         \
-      ::ringmail::assert_fail(#expr, __FILE__, __LINE__, (msg));              \
+#define RM_ASSERT_MSG(expr, msg)                                                                 \
+  do {                                                                                           \
+    if (__builtin_expect(!(expr), 0)) ::ringmail::assert_fail(#expr, __FILE__, __LINE__, (msg)); \
   } while (0)

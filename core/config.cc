@@ -67,8 +67,8 @@ std::string quote_value(std::string_view v) {
 
 bool check_string(const Setting& s, std::string_view v, std::string* why) {
   if (v.size() < static_cast<size_t>(s.min) || v.size() > static_cast<size_t>(s.max)) {
-    *why = "expected a string of " + std::to_string(s.min) + " to " + std::to_string(s.max) +
-           " bytes";
+    *why =
+        "expected a string of " + std::to_string(s.min) + " to " + std::to_string(s.max) + " bytes";
     return false;
   }
   if (v.find('\0') != std::string_view::npos) {

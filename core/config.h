@@ -32,17 +32,19 @@ struct Config {
   int64_t idle_timeout_s = 30 * 60;  // RFC 9051 section 5.4: at least 30 minutes
   int64_t shutdown_timeout_ms = 1500;
   int64_t connections_max = 200000;
-  int64_t line_bytes_max = 8192;          // RFC 9051 section 4: at least 8192 octets
+  int64_t line_bytes_max = 8192;  // RFC 9051 section 4: at least 8192 octets
   int64_t preauth_literal_bytes_max = 1024;
-  int64_t pending_input_bytes_max = 65536;  // unread input held per connection before reading pauses
-  int64_t output_bytes_max = 1 << 20;       // queued output before input processing pauses
+  int64_t pending_input_bytes_max =
+      65536;                           // unread input held per connection before reading pauses
+  int64_t output_bytes_max = 1 << 20;  // queued output before input processing pauses
   int64_t auth_cache_ttl_s = 300;
   int64_t helper_threads = 2;
 
   // Loads FILE over the defaults. On error returns false and sets *error to one line.
   bool load_file(const std::string& path, std::string* error);
   // Sets one setting from text (a flag's value). `source` names it in errors ("flag --threads").
-  bool set(std::string_view key, std::string_view value, std::string_view source, std::string* error);
+  bool set(std::string_view key, std::string_view value, std::string_view source,
+           std::string* error);
   // Cross-setting checks and derived values, after everything is loaded.
   bool finish(std::string* error);
 

@@ -13,7 +13,9 @@
 
 namespace ringmail {
 namespace {
-const byte* bytes(std::string_view s) { return reinterpret_cast<const byte*>(s.data()); }
+const byte* bytes(std::string_view s) {
+  return reinterpret_cast<const byte*>(s.data());
+}
 }  // namespace
 
 Sha256Digest sha256(std::string_view data) {

@@ -16,7 +16,9 @@ HelperPool::HelperPool(unsigned threads) {
   }
 }
 
-HelperPool::~HelperPool() { stop(); }
+HelperPool::~HelperPool() {
+  stop();
+}
 
 bool HelperPool::submit(HelperJob* job) {
   if (stopping_.load(std::memory_order_acquire) || !queue_.push(job)) return false;

@@ -17,9 +17,9 @@ namespace ringmail {
 class Reactor;
 
 struct HelperJob {
-  Reactor* origin = nullptr;                // the reactor that runs `done`
-  std::function<void()> work;               // runs on a helper thread; must not touch reactor state
-  std::function<void(bool cancelled)> done; // runs on `origin`'s thread
+  Reactor* origin = nullptr;   // the reactor that runs `done`
+  std::function<void()> work;  // runs on a helper thread; must not touch reactor state
+  std::function<void(bool cancelled)> done;  // runs on `origin`'s thread
 };
 
 class HelperPool {

@@ -40,7 +40,6 @@ uint16_t port_of(const sockaddr_storage& ss) {
                                         : reinterpret_cast<const sockaddr_in&>(ss).sin_port);
 }
 
-
 }  // namespace
 
 bool open_listeners(const ListenAddress& addr, size_t count, std::vector<int>* fds,

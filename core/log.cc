@@ -55,9 +55,13 @@ bool parse_log_level(std::string_view name, LogLevel* out) {
   return false;
 }
 
-void set_log_level(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+void set_log_level(LogLevel level) {
+  g_level.store(level, std::memory_order_relaxed);
+}
 
-bool log_enabled(LogLevel level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool log_enabled(LogLevel level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 LogLine::LogLine(LogLevel level, std::string_view event) : enabled_(log_enabled(level)) {
   t_len = 0;
@@ -67,9 +71,10 @@ LogLine::LogLine(LogLevel level, std::string_view event) : enabled_(log_enabled(
   tm utc;
   gmtime_r(&ts.tv_sec, &utc);
   char head[64];
-  int n = snprintf(head, sizeof head, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=",
-                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                   utc.tm_sec, ts.tv_nsec / 1000000, level_name(level));
+  int n = snprintf(head, sizeof head,
+                   "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=", utc.tm_year + 1900,
+                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                   ts.tv_nsec / 1000000, level_name(level));
   append(std::string_view(head, static_cast<size_t>(n)));
   append(event);
 }

@@ -29,8 +29,12 @@ class LogLine {
   LogLine& kv(std::string_view key, int64_t value);
   LogLine& kv(std::string_view key, uint64_t value);
   LogLine& kv(std::string_view key, int value) { return kv(key, static_cast<int64_t>(value)); }
-  LogLine& kv(std::string_view key, unsigned value) { return kv(key, static_cast<uint64_t>(value)); }
-  LogLine& kv(std::string_view key, long long value) { return kv(key, static_cast<int64_t>(value)); }
+  LogLine& kv(std::string_view key, unsigned value) {
+    return kv(key, static_cast<uint64_t>(value));
+  }
+  LogLine& kv(std::string_view key, long long value) {
+    return kv(key, static_cast<int64_t>(value));
+  }
   LogLine& kv(std::string_view key, unsigned long long value) {
     return kv(key, static_cast<uint64_t>(value));
   }
@@ -42,5 +46,6 @@ class LogLine {
 
 }  // namespace ringmail
 
-#define RM_LOG(level, event) \
-  if (::ringmail::log_enabled(::ringmail::LogLevel::level)) ::ringmail::LogLine(::ringmail::LogLevel::level, event)
+#define RM_LOG(level, event)                                \
+  if (::ringmail::log_enabled(::ringmail::LogLevel::level)) \
+  ::ringmail::LogLine(::ringmail::LogLevel::level, event)

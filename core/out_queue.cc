@@ -7,7 +7,9 @@
 
 namespace ringmail {
 
-OutQueue::~OutQueue() { clear(); }
+OutQueue::~OutQueue() {
+  clear();
+}
 
 void OutQueue::clear() {
   while (head_) {

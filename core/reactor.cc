@@ -178,6 +178,8 @@ void Reactor::run() {
   ring_ready_ = false;
   for (TimerList& l : lists_)
     while (l.head) free_connection(l.head);
+  for (HelperJob* job : jobs_deferred_) delete job;
+  jobs_deferred_.clear();
   for (Connection* c : handoff_waiting_) {
     connections_++;  // free_connection() expects it listed and counted
     c->timeout_class = TimeoutClass::none;
@@ -191,32 +193,21 @@ void Reactor::on_cqe(const io_uring_cqe* cqe) {
   uint64_t data = cqe->user_data;
   void* ptr = reinterpret_cast<void*>(data & ~kTagMask);
   switch (static_cast<Tag>(data & kTagMask)) {
-    case kTagAccept:
-      on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE);
-      break;
-    case kTagRecv:
-      on_recv(*static_cast<Connection*>(ptr), cqe);
-      break;
-    case kTagSend:
-      on_send(*static_cast<Connection*>(ptr), cqe->res);
-      break;
+    case kTagAccept: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE); break;
+    case kTagRecv: on_recv(*static_cast<Connection*>(ptr), cqe); break;
+    case kTagSend: on_send(*static_cast<Connection*>(ptr), cqe->res); break;
     case kTagTick:
       on_tick();
       arm_tick();
       break;
-    case kTagWake:
-      arm_wake();
-      break;
-    case kTagXcore:
-      break;  // the rings are drained after every batch of completions
+    case kTagWake: arm_wake(); break;
+    case kTagXcore: break;  // the rings are drained after every batch of completions
     case kTagMsgRing:
       // The message did not reach the other ring (its CQ overflowed?): fall back to its eventfd.
       static_cast<Reactor*>(ptr)->wake();
       break;
-    case kTagIgnore:
-      break;
-    default:
-      RM_ASSERT_MSG(false, "unknown completion tag");
+    case kTagIgnore: break;
+    default: RM_ASSERT_MSG(false, "unknown completion tag");
   }
 }
 
@@ -279,7 +270,8 @@ void Reactor::release_buffer(uint16_t bid) {
 void Reactor::on_accept(int res, bool more) {
   if (!more) accept_armed_ = false;
   if (res < 0) {
-    if (res != -ECANCELED) RM_LOG(warn, "accept_failed").kv("core", index_).kv("error", strerror(-res));
+    if (res != -ECANCELED)
+      RM_LOG(warn, "accept_failed").kv("core", index_).kv("error", strerror(-res));
   } else if (shutting_down_) {
     close(res);
   } else if (connections_ >= connections_max_) {
@@ -443,6 +435,7 @@ void Reactor::flush() {
     settle(*c);
   }
   dirty_.clear();
+  while (!jobs_deferred_.empty() && submit_job(jobs_deferred_.front())) jobs_deferred_.pop_front();
   if (!handoff_waiting_.empty()) {
     std::vector<Connection*> waiting;
     waiting.swap(handoff_waiting_);
@@ -584,24 +577,36 @@ void Reactor::adopt(Connection* c) {
 
 // ---- Helper pool ----------------------------------------------------------------------------
 
-bool Reactor::offload(Connection& c, std::function<void()> work, std::function<void(bool)> done) {
-  if (jobs_in_flight_ >= HelperPool::kJobsMax) return false;
+void Reactor::hold(Connection& c) {
+  RM_ASSERT(c.reactor == this);
+  c.ops_in_flight++;
+}
+
+void Reactor::release(Connection& c) {
+  RM_ASSERT(c.reactor == this && c.ops_in_flight > 0);
+  c.ops_in_flight--;
+  if (!c.input_paused) process_input(c);  // pipelined commands behind the wait
+  settle(c);
+}
+
+void Reactor::offload(Connection& c, std::function<void()> work, std::function<void(bool)> done) {
   auto* job = new HelperJob();
   job->origin = this;
   job->work = std::move(work);
   Connection* conn = &c;
   job->done = [this, conn, done = std::move(done)](bool) {
-    conn->ops_in_flight--;
     done(conn->close_now || conn->closing);
-    if (!conn->input_paused) process_input(*conn);  // pipelined commands behind the job
-    settle(*conn);
+    release(*conn);
   };
-  c.ops_in_flight++;
-  if (!shared_->helpers->submit(job)) {
-    c.ops_in_flight--;
-    delete job;
-    return false;
-  }
+  hold(c);
+  // A full pool defers the job instead of refusing the login: a storm of logins after a restart
+  // is absorbed at the pool's pace. Each connection has at most one job, so this is bounded by
+  // the connection limit.
+  if (!jobs_deferred_.empty() || !submit_job(job)) jobs_deferred_.push_back(job);
+}
+
+bool Reactor::submit_job(HelperJob* job) {
+  if (jobs_in_flight_ >= HelperPool::kJobsMax || !shared_->helpers->submit(job)) return false;
   jobs_in_flight_++;
   return true;
 }
@@ -671,7 +676,9 @@ void Reactor::on_tick() {
     while (l.head && l.head->deadline_ms <= now_ms_) {
       Connection& c = *l.head;
       set_timeout_class(c, TimeoutClass::none);
-      RM_LOG(info, "timeout").kv("core", index_).kv("conn", c.id)
+      RM_LOG(info, "timeout")
+          .kv("core", index_)
+          .kv("conn", c.id)
           .kv("kind", tc == TimeoutClass::preauth ? "preauth" : "idle");
       c.session->on_timeout(c);
       c.closing = true;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -75,9 +76,13 @@ class Reactor {
 
   // Runs `work` on the helper pool, then `done` here. The connection stays allocated until `done`
   // has run; done(cancelled=true) means it closed meanwhile. A session that paused its input for
-  // the job clears c.input_paused in `done`; pending input is then processed. False when the
-  // pool is full.
-  bool offload(Connection& c, std::function<void()> work, std::function<void(bool)> done);
+  // the job clears c.input_paused in `done`; pending input is then processed. When the pool is
+  // full the job waits here, in order, for room.
+  void offload(Connection& c, std::function<void()> work, std::function<void(bool)> done);
+  // Keeps `c` allocated while something outside the runtime waits on it (a login coalesced with
+  // another one's job); release() then processes pending input and settles it, like a job's end.
+  void hold(Connection& c);
+  void release(Connection& c);
   // Moves `c` to reactor `target` once its in-flight operations end. Returns false (and leaves
   // the connection here) when the server is stopping.
   bool handoff(Connection& c, uint32_t target);
@@ -126,6 +131,7 @@ class Reactor {
   void adopt(Connection* c);
   void drain_incoming();
   void drain_helper_completions();
+  bool submit_job(HelperJob* job);
   void begin_shutdown();
   void shutdown_idle_sessions();
   bool shutdown_complete() const;
@@ -152,7 +158,8 @@ class Reactor {
   uint64_t next_conn_id_ = 0;
   size_t connections_ = 0;
   size_t connections_max_ = 0;
-  size_t jobs_in_flight_ = 0;  // offloaded, not yet completed here; bounds helper_done_
+  size_t jobs_in_flight_ = 0;             // offloaded, not yet completed here; bounds helper_done_
+  std::deque<HelperJob*> jobs_deferred_;  // waiting for room in the pool
   bool accept_armed_ = false;
   bool shutting_down_ = false;
   uint64_t shutdown_deadline_ms_ = 0;

@@ -1,5 +1,6 @@
 #include "core/routing_table.h"
 
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include "core/assert.h"
@@ -12,13 +13,18 @@ constexpr uint64_t kCoreMask = 0xffff;
 RoutingTable::RoutingTable(uint32_t cores, uint32_t slots)
     : cores_(cores),
       mask_(slots - 1),
-      slots_(new std::atomic<uint64_t>[slots]),
+      slots_(nullptr),
       users_per_core_(new std::atomic<uint64_t>[cores]) {
   RM_ASSERT(cores >= 1 && cores <= kCoreMask);
   RM_ASSERT(slots >= kProbesMax && (slots & (slots - 1)) == 0);
-  for (uint32_t i = 0; i < slots; i++) slots_[i].store(0, std::memory_order_relaxed);
+  void* mem = mmap(nullptr, sizeof(uint64_t) * slots, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  RM_ASSERT_MSG(mem != MAP_FAILED, "cannot map the routing table");
+  slots_ = static_cast<uint64_t*>(mem);
   for (uint32_t i = 0; i < cores; i++) users_per_core_[i].store(0, std::memory_order_relaxed);
 }
+
+RoutingTable::~RoutingTable() { munmap(slots_, sizeof(uint64_t) * (mask_ + 1)); }
 
 // Invariant: a key is never 0 (0 marks an empty slot) and its low 16 bits are 0.
 uint64_t RoutingTable::key_of(std::string_view user) {
@@ -42,7 +48,7 @@ uint32_t RoutingTable::least_loaded() const {
 std::optional<uint32_t> RoutingTable::find(std::string_view user) const {
   uint64_t key = key_of(user);
   for (uint32_t i = 0; i < kProbesMax; i++) {
-    uint64_t v = slots_[((key >> 16) + i) & mask_].load(std::memory_order_acquire);
+    uint64_t v = slot(((key >> 16) + i) & mask_).load(std::memory_order_acquire);
     if (v == 0) return std::nullopt;
     if ((v & ~kCoreMask) == key) return static_cast<uint32_t>(v & kCoreMask);
   }
@@ -52,11 +58,11 @@ std::optional<uint32_t> RoutingTable::find(std::string_view user) const {
 uint32_t RoutingTable::owner(std::string_view user) {
   uint64_t key = key_of(user);
   for (uint32_t i = 0; i < kProbesMax; i++) {
-    std::atomic<uint64_t>& slot = slots_[((key >> 16) + i) & mask_];
-    uint64_t v = slot.load(std::memory_order_acquire);
+    std::atomic_ref<uint64_t> s = slot(((key >> 16) + i) & mask_);
+    uint64_t v = s.load(std::memory_order_acquire);
     while (v == 0) {
       uint32_t core = least_loaded();
-      if (slot.compare_exchange_strong(v, key | core, std::memory_order_acq_rel)) {
+      if (s.compare_exchange_strong(v, key | core, std::memory_order_acq_rel)) {
         users_per_core_[core].fetch_add(1, std::memory_order_relaxed);
         return core;
       }

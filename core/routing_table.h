@@ -19,6 +19,9 @@ class RoutingTable {
  public:
   // REQUIRES: 1 <= cores <= 65535; slots is a power of two.
   RoutingTable(uint32_t cores, uint32_t slots);
+  ~RoutingTable();
+  RoutingTable(const RoutingTable&) = delete;
+  RoutingTable& operator=(const RoutingTable&) = delete;
 
   // The owner core of `user`, assigning the least loaded core on first sight.
   uint32_t owner(std::string_view user);
@@ -34,9 +37,12 @@ class RoutingTable {
   uint32_t least_loaded() const;
   static uint64_t key_of(std::string_view user);
 
+  std::atomic_ref<uint64_t> slot(uint64_t i) const { return std::atomic_ref<uint64_t>(slots_[i]); }
+
   const uint32_t cores_;
   const uint64_t mask_;
-  std::unique_ptr<std::atomic<uint64_t>[]> slots_;
+  // Zero pages from mmap: a table sized for millions of users costs memory only where used.
+  uint64_t* slots_;
   std::unique_ptr<std::atomic<uint64_t>[]> users_per_core_;
 };
 

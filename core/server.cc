@@ -161,7 +161,10 @@ int run_server(const Config& config, Protocol& protocol) {
       }
     exit_code = 1;
   } else {
-    RM_LOG(info, "listening").kv("proto", "imap").kv("addr", bound).kv("threads", threads)
+    RM_LOG(info, "listening")
+        .kv("proto", "imap")
+        .kv("addr", bound)
+        .kv("threads", threads)
         .kv("msg_ring", have_msg_ring ? "yes" : "no");
     int sig = 0;
     sigwait(&stop_signals, &sig);

@@ -31,14 +31,14 @@ class CredentialCache {
   void remember(std::string_view user, std::string_view password, uint64_t now_ms);
   void forget(std::string_view user) { entries_.erase(std::string(user)); }
   size_t size() const { return entries_.size(); }
+  // HMAC-SHA256 of user and password under the per-process secret.
+  static Sha256Digest mac(std::string_view user, std::string_view password);
 
  private:
   struct Entry {
     Sha256Digest mac;
     uint64_t expires_ms;
   };
-  static Sha256Digest mac(std::string_view user, std::string_view password);
-
   uint64_t ttl_ms_;
   std::unordered_map<std::string, Entry> entries_;
 };

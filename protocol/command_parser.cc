@@ -36,19 +36,31 @@ bool literal_announcement(std::string_view line, uint64_t* size, bool* sync, boo
   return true;
 }
 
-bool astring_char(unsigned char c) { return is_atom_char(c) || c == ']'; }
-bool tag_char(unsigned char c) { return astring_char(c) && c != '+'; }
-bool list_char(unsigned char c) { return astring_char(c) || c == '%' || c == '*'; }
+bool astring_char(unsigned char c) {
+  return is_atom_char(c) || c == ']';
+}
+bool tag_char(unsigned char c) {
+  return astring_char(c) && c != '+';
+}
+bool list_char(unsigned char c) {
+  return astring_char(c) || c == '%' || c == '*';
+}
 
 }  // namespace
 
 bool is_atom_char(unsigned char c) {
   if (c <= 0x1f || c == 0x7f || c >= 0x80) return false;
   switch (c) {
-    case '(': case ')': case '{': case ' ': case '%': case '*': case '"': case '\\': case ']':
-      return false;
-    default:
-      return true;
+    case '(':
+    case ')':
+    case '{':
+    case ' ':
+    case '%':
+    case '*':
+    case '"':
+    case '\\':
+    case ']': return false;
+    default: return true;
   }
 }
 
@@ -67,8 +79,7 @@ CommandFramer::Result CommandFramer::scan(std::string_view buf, const Limits& li
     size_t nl = buf.find('\n', pos_);
     if (nl == std::string_view::npos) {
       pos_ = buf.size();
-      return pos_ - line_start_ > limits.line_bytes_max ? Result::line_too_long
-                                                         : Result::need_more;
+      return pos_ - line_start_ > limits.line_bytes_max ? Result::line_too_long : Result::need_more;
     }
     if (nl + 1 - line_start_ > limits.line_bytes_max) return Result::line_too_long;
     std::string_view line = buf.substr(line_start_, nl - line_start_);
@@ -105,8 +116,12 @@ bool CommandReader::chars(std::string_view* out, bool (*ok)(unsigned char)) {
   return pos_ > start;
 }
 
-bool CommandReader::tag(std::string_view* out) { return chars(out, tag_char); }
-bool CommandReader::atom(std::string_view* out) { return chars(out, is_atom_char); }
+bool CommandReader::tag(std::string_view* out) {
+  return chars(out, tag_char);
+}
+bool CommandReader::atom(std::string_view* out) {
+  return chars(out, is_atom_char);
+}
 
 bool CommandReader::sp() {
   if (!peek(' ')) return false;
@@ -155,7 +170,8 @@ bool CommandReader::literal(std::string_view* out) {
   if (close == std::string_view::npos) return false;
   uint64_t size = 0;
   size_t i = pos_ + 1;
-  for (; i < close && s_[i] >= '0' && s_[i] <= '9'; i++) size = size * 10 + static_cast<uint64_t>(s_[i] - '0');
+  for (; i < close && s_[i] >= '0' && s_[i] <= '9'; i++)
+    size = size * 10 + static_cast<uint64_t>(s_[i] - '0');
   if (i == pos_ + 1 || (i < close && !(s_[i] == '+' && i + 1 == close))) return false;
   size_t data = close + 1;
   if (s_.substr(data, 2) == "\r\n")

@@ -21,12 +21,12 @@ class CommandFramer {
     uint64_t literal_bytes_max;
   };
   enum class Result {
-    need_more,       // no complete command yet
-    complete,        // frame_bytes() is the whole command, final CRLF included
-    literal_wanted,  // a synchronizing literal was announced: call accept_literal() or refuse it
-    line_too_long,   // a line passed line_bytes_max: the stream cannot be resynchronized
-    literal_too_big, // announced literal over literal_bytes_max; frame_bytes() ends its line
-    bad_literal,     // "{...}" that is not a valid literal length
+    need_more,        // no complete command yet
+    complete,         // frame_bytes() is the whole command, final CRLF included
+    literal_wanted,   // a synchronizing literal was announced: call accept_literal() or refuse it
+    line_too_long,    // a line passed line_bytes_max: the stream cannot be resynchronized
+    literal_too_big,  // announced literal over literal_bytes_max; frame_bytes() ends its line
+    bad_literal,      // "{...}" that is not a valid literal length
   };
 
   // `buf` starts at the first byte of the command and grows between calls.
@@ -39,8 +39,8 @@ class CommandFramer {
   bool literal_sync() const { return literal_sync_; }
 
  private:
-  size_t pos_ = 0;          // everything before pos_ is scanned
-  size_t line_start_ = 0;   // first byte of the line being scanned
+  size_t pos_ = 0;         // everything before pos_ is scanned
+  size_t line_start_ = 0;  // first byte of the line being scanned
   uint64_t literal_left_ = 0;
   uint64_t literal_size_ = 0;
   bool literal_sync_ = false;

@@ -80,8 +80,7 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
     if (c.out.bytes() > output_max) break;  // resumes when the client has read some output
     std::string_view rest = input.substr(consumed);
     switch (framer_.scan(rest, limits(c))) {
-      case CommandFramer::Result::need_more:
-        return consumed;
+      case CommandFramer::Result::need_more: return consumed;
       case CommandFramer::Result::literal_wanted: {
         std::string refusal;
         if (literal_acceptable(c, rest.substr(0, framer_.frame_bytes()), &refusal)) {
@@ -111,7 +110,9 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
       case CommandFramer::Result::line_too_long:
       case CommandFramer::Result::bad_literal:
         c.write("* BYE [TOOBIG] Command line too long or malformed\r\n");
-        RM_LOG(info, "protocol_error").kv("conn", c.id).kv("peer", c.peer_text())
+        RM_LOG(info, "protocol_error")
+            .kv("conn", c.id)
+            .kv("peer", c.peer_text())
             .kv("reason", "line_too_long_or_bad_literal");
         c.close_after_flush();
         return input.size();
@@ -195,6 +196,19 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
     finish_login(c, std::string(tag), user, LoginResult::ok, "");
     return;
   }
+  Sha256Digest mac = CredentialCache::mac(user, password);
+  auto in_flight = ic.logins_in_flight.find(user);
+  if (in_flight != ic.logins_in_flight.end() &&
+      constant_time_equal(as_view(in_flight->second.mac), as_view(mac))) {
+    in_flight->second.waiters.push_back(LoginWaiter{&c, this, std::string(tag)});
+    c.reactor->hold(c);
+    login_pending_ = true;
+    c.input_paused = true;
+    return;
+  }
+  bool leader = in_flight == ic.logins_in_flight.end();
+  if (leader) ic.logins_in_flight.emplace(user, LoginInFlight{mac, {}});
+
   struct Job {
     std::string user, password, error;
     LoginResult result = LoginResult::error;
@@ -203,30 +217,39 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
   job->user = user;
   job->password = std::string(password);
   const UserStore* store = &ic.store;
-  bool too_long = user.size() > UserStore::kNameBytesMax ||
-                  password.size() > UserStore::kPasswordBytesMax;
+  bool too_long =
+      user.size() > UserStore::kNameBytesMax || password.size() > UserStore::kPasswordBytesMax;
   Connection* conn = &c;
   auto work = [job, store, too_long] {
     // An over-long name or password cannot match, but costs the same hash as any other try.
     job->result = verify_login(*store, too_long ? std::string_view("") : job->user,
                                job->password.substr(0, UserStore::kPasswordBytesMax), &job->error);
   };
-  auto done = [this, conn, job, tag_copy = std::string(tag)](bool cancelled) {
+  auto done = [this, conn, job, leader, tag_copy = std::string(tag)](bool cancelled) {
+    ImapCore& core_state = core(*conn);
     login_pending_ = false;
     conn->input_paused = false;
-    if (!cancelled) {
-      if (job->result == LoginResult::ok)
-        core(*conn).credentials.remember(job->user, job->password, conn->reactor->now_ms());
-      finish_login(*conn, tag_copy, job->user, job->result, job->error);
-    }
+    if (job->result == LoginResult::ok)
+      core_state.credentials.remember(job->user, job->password, conn->reactor->now_ms());
     explicit_bzero(job->password.data(), job->password.size());
+    if (!cancelled) finish_login(*conn, tag_copy, job->user, job->result, job->error);
+    if (!leader) return;
+    auto node = core_state.logins_in_flight.extract(job->user);
+    for (const LoginWaiter& w : node.mapped().waiters)
+      w.session->finish_coalesced_login(*w.conn, w, job->user, job->result, job->error);
   };
-  if (!c.reactor->offload(c, std::move(work), std::move(done))) {
-    respond(c, tag, "NO [UNAVAILABLE] Server busy, try again later");
-    return;
-  }
+  c.reactor->offload(c, std::move(work), std::move(done));
   login_pending_ = true;
   c.input_paused = true;
+}
+
+void ImapSession::finish_coalesced_login(Connection& c, const LoginWaiter& w,
+                                         const std::string& user, LoginResult result,
+                                         const std::string& error) {
+  login_pending_ = false;
+  c.input_paused = false;
+  if (!c.closing && !c.close_now) finish_login(c, w.tag, user, result, error);
+  c.reactor->release(c);
 }
 
 void ImapSession::finish_login(Connection& c, const std::string& tag, const std::string& user,
@@ -247,8 +270,13 @@ void ImapSession::finish_login(Connection& c, const std::string& tag, const std:
   r.set_timeout_class(c, TimeoutClass::idle);
   respond(c, tag, "OK [CAPABILITY " + std::string(kCapabilities) + "] LOGIN completed");
   uint32_t owner = r.routing().owner(user);
-  RM_LOG(info, "login").kv("user", user).kv("peer", c.peer_text()).kv("mech", "LOGIN")
-      .kv("conn", c.id).kv("core", r.index()).kv("owner", owner);
+  RM_LOG(info, "login")
+      .kv("user", user)
+      .kv("peer", c.peer_text())
+      .kv("mech", "LOGIN")
+      .kv("conn", c.id)
+      .kv("core", r.index())
+      .kv("owner", owner);
   if (owner != r.index()) r.handoff(c, owner);
 }
 

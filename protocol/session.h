@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "core/reactor.h"
 #include "protocol/authenticator.h"
@@ -13,6 +15,20 @@
 
 namespace ringmail {
 
+class ImapSession;
+
+// A LOGIN waiting for the result of an identical one (same user, same password) whose hash is
+// already being computed on this core: a storm of reconnects costs one hash per user.
+struct LoginWaiter {
+  Connection* conn;
+  ImapSession* session;
+  std::string tag;
+};
+struct LoginInFlight {
+  Sha256Digest mac;
+  std::vector<LoginWaiter> waiters;
+};
+
 // Per-core protocol state.
 struct ImapCore : CoreLocal {
   ImapCore(const Config& config)
@@ -20,6 +36,7 @@ struct ImapCore : CoreLocal {
         credentials(static_cast<uint64_t>(config.auth_cache_ttl_s) * 1000) {}
   UserStore store;
   CredentialCache credentials;
+  std::unordered_map<std::string, LoginInFlight> logins_in_flight;  // by user name
 };
 
 class ImapProtocol : public Protocol {
@@ -37,6 +54,9 @@ class ImapSession : public Session {
   void on_timeout(Connection& c) override;
   void on_shutdown(Connection& c) override;
   bool busy() const override { return login_pending_; }
+  // The login this session waited on (see LoginWaiter) has its result.
+  void finish_coalesced_login(Connection& c, const LoginWaiter& w, const std::string& user,
+                              LoginResult result, const std::string& error);
 
  private:
   // Returns false when processing must stop after this command (a pause or a close).

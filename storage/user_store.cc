@@ -20,14 +20,17 @@ constexpr int kRecordFormat = 1;
 constexpr size_t kSaltBytes = 16;
 constexpr size_t kRecordBytesMax = 4096;
 
-std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
+std::string errno_text(const std::string& what) {
+  return what + ": " + strerror(errno);
+}
 
 // mkdir -p for the directories below the data dir, each 0700.
 Status make_dirs(const std::string& path) {
   for (size_t pos = 1; pos <= path.size(); pos++) {
     if (pos != path.size() && path[pos] != '/') continue;
     std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return Status::io_error(errno_text(part));
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
+      return Status::io_error(errno_text(part));
   }
   return Status::ok();
 }
@@ -108,7 +111,8 @@ bool UserStore::valid_name(std::string_view name) {
 std::string UserStore::user_dir(std::string_view name) const {
   RM_ASSERT(valid_name(name));
   char shard[3];
-  snprintf(shard, sizeof shard, "%02x", static_cast<unsigned>(XXH3_64bits(name.data(), name.size()) & 0xff));
+  snprintf(shard, sizeof shard, "%02x",
+           static_cast<unsigned>(XXH3_64bits(name.data(), name.size()) & 0xff));
   return data_dir_ + "/users/" + shard + "/" + std::string(name);
 }
 

@@ -99,13 +99,18 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  RM_LOG(info, "start").kv("version", "0.1.0").kv("data_dir", config.data_dir)
+  RM_LOG(info, "start")
+      .kv("version", "0.1.0")
+      .kv("data_dir", config.data_dir)
       .kv("imap_listen", config.imap_listen);
   std::vector<std::string> users;
   UserStore(config.data_dir).list(&users);
   if (users.empty()) {
-    RM_LOG(info, "no_users").kv("hint", "add one: echo PASSWORD | build/ringmail user add NAME "
-                                        "--data-dir " + config.data_dir);
+    RM_LOG(info, "no_users")
+        .kv("hint",
+            "add one: echo PASSWORD | build/ringmail user add NAME "
+            "--data-dir " +
+                config.data_dir);
   }
   ImapProtocol protocol;
   int rc = run_server(config, protocol);

@@ -17,7 +17,8 @@ TEST(CommandFramer, FindsOneCompleteLine) {
 TEST(CommandFramer, ResumesAcrossByteByByteArrival) {
   std::string cmd = "a1 LOGIN {4+}\r\nuser \"pw\"\r\n";
   CommandFramer f;
-  for (size_t n = 1; n < cmd.size(); n++) ASSERT_EQ(f.scan(cmd.substr(0, n), kLimits), R::need_more) << n;
+  for (size_t n = 1; n < cmd.size(); n++)
+    ASSERT_EQ(f.scan(cmd.substr(0, n), kLimits), R::need_more) << n;
   EXPECT_EQ(f.scan(cmd, kLimits), R::complete);
   EXPECT_EQ(f.frame_bytes(), cmd.size());
 }
