@@ -976,11 +976,12 @@ void raise_fd_limit(u64 connections) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur != RLIM_INFINITY && connections + 16 > rl.rlim_cur)
+  if (rl.rlim_cur != RLIM_INFINITY && connections + 16 > rl.rlim_cur) {
     std::fprintf(
         stderr,
         "ringmail-bench: warning: %llu connections but only %llu file descriptors allowed\n",
         ull(connections), ull(rl.rlim_cur));
+  }
 }
 
 }  // namespace

@@ -24,7 +24,9 @@ RoutingTable::RoutingTable(uint32_t cores, uint32_t slots)
   for (uint32_t i = 0; i < cores; i++) users_per_core_[i].store(0, std::memory_order_relaxed);
 }
 
-RoutingTable::~RoutingTable() { munmap(slots_, sizeof(uint64_t) * (mask_ + 1)); }
+RoutingTable::~RoutingTable() {
+  munmap(slots_, sizeof(uint64_t) * (mask_ + 1));
+}
 
 // Invariant: a key is never 0 (0 marks an empty slot) and its low 16 bits are 0.
 uint64_t RoutingTable::key_of(std::string_view user) {

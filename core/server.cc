@@ -154,11 +154,12 @@ int run_server(const Config& config, Protocol& protocol) {
   go.count_down();
   int exit_code = 0;
   if (init_failed) {
-    for (const std::string& e : init_errors)
+    for (const std::string& e : init_errors) {
       if (!e.empty()) {
         fprintf(stderr, "ringmaild: cannot start a reactor: %s\n", e.c_str());
         break;
       }
+    }
     exit_code = 1;
   } else {
     RM_LOG(info, "listening")

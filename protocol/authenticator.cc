@@ -5,12 +5,12 @@ namespace {
 
 // Made once, on first use, from the CSPRNG; never leaves the process.
 const std::string& process_secret() {
-  static const std::string secret = [] {
+  static const std::string kSecret = [] {
     std::string s(32, '\0');
     random_bytes(s.data(), s.size());
     return s;
   }();
-  return secret;
+  return kSecret;
 }
 
 }  // namespace
@@ -20,9 +20,9 @@ LoginResult verify_login(const UserStore& store, std::string_view user, std::str
   UserRecord rec;
   Status s = store.load(user, &rec);
   if (s.code() == Status::Code::not_found) {
-    static const UserRecord dummy =
+    static const UserRecord kDummy =
         make_user_record("nobody", "not a password", UserStore::kDefaultIterations);
-    (void)verify_password(dummy, password);
+    (void)verify_password(kDummy, password);
     return LoginResult::bad_credentials;
   }
   if (!s.is_ok()) {
