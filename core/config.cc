@@ -41,6 +41,7 @@ const Setting kSettings[] = {
     {"output_bytes_max", Kind::integer, 4096, 1LL << 30, nullptr, &Config::output_bytes_max},
     {"auth_cache_ttl_s", Kind::integer, 0, 86400, nullptr, &Config::auth_cache_ttl_s},
     {"helper_threads", Kind::integer, 1, 64, nullptr, &Config::helper_threads},
+    {"cross_core_wake", Kind::string, 1, 16, &Config::cross_core_wake, nullptr},
 };
 
 const Setting* find_setting(std::string_view key) {
@@ -81,6 +82,11 @@ bool check_string(const Setting& s, std::string_view v, std::string* why) {
       *why = "expected one of debug, info, warn, error, got " + quote_value(v);
       return false;
     }
+  }
+  if (std::string_view(s.key) == "cross_core_wake" && v != "auto" && v != "msg_ring" &&
+      v != "eventfd") {
+    *why = "expected one of auto, msg_ring, eventfd, got " + quote_value(v);
+    return false;
   }
   if (std::string_view(s.key) == "imap_listen") {
     ListenAddress a;

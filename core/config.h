@@ -39,6 +39,9 @@ struct Config {
   int64_t output_bytes_max = 1 << 20;  // queued output before input processing pauses
   int64_t auth_cache_ttl_s = 300;
   int64_t helper_threads = 2;
+  // How a reactor wakes another after handing it a connection: "auto" (IORING_OP_MSG_RING where
+  // the kernel has it, else the target's eventfd), "msg_ring" or "eventfd".
+  std::string cross_core_wake = "auto";
 
   // Loads FILE over the defaults. On error returns false and sets *error to one line.
   bool load_file(const std::string& path, std::string* error);

@@ -98,6 +98,11 @@ int run_server(const Config& config, Protocol& protocol) {
     fprintf(stderr, "ringmaild: %s\n", error.c_str());
     return 1;
   }
+  if (config.cross_core_wake == "msg_ring" && !have_msg_ring) {
+    fprintf(stderr, "ringmaild: cross_core_wake: this kernel has no IORING_OP_MSG_RING (5.18+)\n");
+    return 1;
+  }
+  if (config.cross_core_wake == "eventfd") have_msg_ring = false;
   raise_fd_limit();
   std::vector<int> cpus = allowed_cpus();
   size_t threads = config.threads > 0 ? static_cast<size_t>(config.threads) : cpus.size();
@@ -166,7 +171,7 @@ int run_server(const Config& config, Protocol& protocol) {
         .kv("proto", "imap")
         .kv("addr", bound)
         .kv("threads", threads)
-        .kv("msg_ring", have_msg_ring ? "yes" : "no");
+        .kv("cross_core_wake", have_msg_ring ? "msg_ring" : "eventfd");
     int sig = 0;
     sigwait(&stop_signals, &sig);
     RM_LOG(info, "shutdown").kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
