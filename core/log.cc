@@ -124,25 +124,25 @@ LogLine& LogLine::kv(std::string_view key, std::string_view value) {
   return *this;
 }
 
+// Numbers never need quoting, so they skip the string path.
 LogLine& LogLine::kv(std::string_view key, int64_t value) {
   char buf[24];
   int n = snprintf(buf, sizeof buf, "%lld", static_cast<long long>(value));
-  if (!enabled_) return *this;
-  append(" ");
-  append(key);
-  append("=");
-  append(std::string_view(buf, static_cast<size_t>(n)));
-  return *this;
+  return kv_raw(key, std::string_view(buf, static_cast<size_t>(n)));
 }
 
 LogLine& LogLine::kv(std::string_view key, uint64_t value) {
   char buf[24];
   int n = snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(value));
+  return kv_raw(key, std::string_view(buf, static_cast<size_t>(n)));
+}
+
+LogLine& LogLine::kv_raw(std::string_view key, std::string_view text) {
   if (!enabled_) return *this;
   append(" ");
   append(key);
   append("=");
-  append(std::string_view(buf, static_cast<size_t>(n)));
+  append(text);
   return *this;
 }
 

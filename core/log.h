@@ -40,6 +40,7 @@ class LogLine {
   }
 
  private:
+  LogLine& kv_raw(std::string_view key, std::string_view text);
   void append(std::string_view s);
   bool enabled_;
 };
