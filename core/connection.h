@@ -47,6 +47,7 @@ struct alignas(16) Connection {
   bool recv_armed = false;
   bool send_in_flight = false;
   bool closing = false;       // no more input is processed; close once output is flushed
+  bool peer_closed = false;   // the client sent FIN: answer what it sent, then close
   bool close_now = false;     // discard output and close
   bool input_paused = false;  // the session waits for a job: keep input unprocessed
   bool handoff_pending = false;

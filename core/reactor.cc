@@ -351,7 +351,7 @@ void Reactor::on_recv(Connection& c, const io_uring_cqe* cqe) {
     release_buffer(bid);
   }
   if (res == 0) {
-    c.closing = true;  // the client closed its side; answer what it sent, then close
+    c.peer_closed = true;  // answer what it sent (settle() closes once that is done)
   } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
     c.close_now = true;
   }
@@ -461,11 +461,17 @@ void Reactor::flush() {
 
 void Reactor::settle(Connection& c) {
   if (c.dirty) return;  // flush() settles it after sending
+  if (c.peer_closed && !c.closing && !c.input_paused && !c.handoff_pending &&
+      c.out.bytes() <= static_cast<size_t>(config().output_bytes_max)) {
+    // Nothing holds the input back, so what is left of it is an incomplete command that can
+    // never complete: the client's last word has been answered.
+    c.closing = true;
+  }
   if (c.close_now || c.closing) {
     settle_close(c);
   } else if (c.handoff_pending) {
     settle_handoff(c);
-  } else if (!c.recv_armed && !c.read_stopped) {
+  } else if (!c.recv_armed && !c.read_stopped && !c.peer_closed) {
     arm_recv(c);
   }
 }

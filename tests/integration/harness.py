@@ -13,7 +13,6 @@ Every wait is bounded by a deadline. Timeouts are generous (sanitizer builds are
 only bound the waits: no test asserts on how long anything took.
 """
 
-import errno
 import json
 import os
 import re
@@ -28,7 +27,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BIN_DIR = os.path.abspath(os.environ.get("RINGMAIL_BIN_DIR") or os.path.join(HERE, "..", "..", "build"))
+BIN_DIR = os.path.abspath(os.environ.get("RINGMAIL_BIN_DIR")
+                          or os.path.join(HERE, "..", "..", "build"))
 
 # Generous bounds for waits; scale them up on a very slow machine with RINGMAIL_TEST_TIMEOUT_SCALE.
 TIMEOUT_SCALE = float(os.environ.get("RINGMAIL_TEST_TIMEOUT_SCALE", "1"))
@@ -107,8 +107,8 @@ def run_ringmaild(*args, timeout=TIMEOUT, cwd=None, wrapper=None):
     return run(argv, timeout=timeout, cwd=cwd)
 
 
-def add_user(data_dir, name, password):
-    r = run_ringmail("user", "add", name, "--data-dir", data_dir, "--iterations", str(ITERATIONS),
+def add_user(data_dir, name, password, iterations=ITERATIONS):
+    r = run_ringmail("user", "add", name, "--data-dir", data_dir, "--iterations", str(iterations),
                      stdin_text=password + "\n")
     if r.returncode != 0:
         raise RuntimeError("ringmail user add %s failed: %r" % (name, r))
@@ -131,10 +131,11 @@ class Server:
     config:    a dict written as JSON and passed with --config.
     args:      extra command-line flags.
     data_dir:  an existing data dir to use (it is then not removed); default a fresh temp dir.
+    iterations: PBKDF2 iterations of the users added (default the cheapest the store accepts).
     """
 
     def __init__(self, users=None, config=None, args=(), threads=2, log_level="debug",
-                 data_dir=None, start=True):
+                 data_dir=None, start=True, iterations=ITERATIONS):
         self.users = dict(users or {})
         self.config = config
         self.extra_args = list(args)
@@ -151,7 +152,7 @@ class Server:
         self.data_dir = data_dir or os.path.join(self._tmp, "data")
         try:
             for name, password in self.users.items():
-                add_user(self.data_dir, name, password)
+                add_user(self.data_dir, name, password, iterations)
             if start:
                 self.start()
         except BaseException:
@@ -337,7 +338,7 @@ class ImapConn:
     def __init__(self, port, timeout=TIMEOUT, greeting=True):
         self.timeout = timeout
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
-        self.buf = b""
+        self.buf = bytearray()  # received, not yet returned (deleting from the front is cheap)
         self.eof = False
         self.reset = False  # the server's close came as a reset (it had unread input)
         self.greeting = None
@@ -371,12 +372,12 @@ class ImapConn:
             return False
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("read timed out; unread: %r" % self.buf[:500])
+            raise TimeoutError("read timed out; unread: %r" % bytes(self.buf[:500]))
         self.sock.settimeout(left)
         try:
             data = self.sock.recv(65536)
         except socket.timeout:
-            raise TimeoutError("read timed out; unread: %r" % self.buf[:500])
+            raise TimeoutError("read timed out; unread: %r" % bytes(self.buf[:500]))
         except ConnectionResetError:
             self.reset = True
             data = b""
@@ -392,12 +393,13 @@ class ImapConn:
         while True:
             i = self.buf.find(b"\n")
             if i >= 0:
-                raw, self.buf = self.buf[:i + 1], self.buf[i + 1:]
+                raw = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
                 if not raw.endswith(b"\r\n"):
                     raise ProtocolError("line without CRLF: %r" % raw)
                 return raw[:-2].decode("latin-1")
             if not self._fill(deadline):
-                raise EOFError("connection closed; unread: %r" % self.buf)
+                raise EOFError("connection closed; unread: %r" % bytes(self.buf))
 
     def read_tagged(self, tag, timeout=None):
         """Lines up to and including the first one that starts with `tag` + space."""
@@ -426,7 +428,8 @@ class ImapConn:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while self._fill(deadline):
             pass
-        data, self.buf = self.buf, b""
+        data = bytes(self.buf)
+        self.buf = bytearray()
         return data
 
     def lines_to_eof(self, timeout=None):

@@ -4,16 +4,28 @@ Every combination of accepting core and owner core must serve LOGIN, pipelined c
 LIST alike, one connection at a time and with many at once."""
 
 import collections
-import time
+import threading
 import unittest
 
-from harness import LIST_INBOX, LOGIN_OK, TIMEOUT, ServerTestCase, parse_kv
+from harness import AUTH_FAILED, LIST_INBOX, LOGIN_OK, TIMEOUT, ServerTestCase, parse_kv
 
 MAX_CONNECTIONS = 300  # bound of the search for every (accepting core, owner) combination
 WANTED_PER_COMBINATION = 2
 
 
-class TestHandoff(ServerTestCase):
+class HandoffTests:
+    """Run under each way a core can wake another (see the classes at the end)."""
+
+    WAKE = None  # --cross-core-wake; None: the server's default ("auto")
+
+    def server(self, **kwargs):
+        if self.WAKE:
+            kwargs["args"] = list(kwargs.get("args", ())) + ["--cross-core-wake", self.WAKE]
+        srv = super().server(**kwargs)
+        if self.WAKE:
+            srv.wait_log(r"event=listening .*\bcross_core_wake=%s\b" % self.WAKE)
+        return srv
+
     def check_handoff_logged(self, srv, login):
         """For a login whose accepting core differs from the owner: the handoff and the adoption
         are logged for that connection, on the right cores."""
@@ -129,6 +141,101 @@ class TestHandoff(ServerTestCase):
             self.assertNotEqual(h["from"], h["to"], h)
         self.assertEqual(sorted(h["conn"] for h in handoffs), moved)
         self.assertEqual(sorted(a["conn"] for a in srv.events("adopted")), moved)
+
+    def test_large_pipelined_burst_behind_login(self):
+        # Far more pipelined input than the server buffers (pending_input_bytes_max) and more
+        # output than it queues (output_bytes_max), both set low here, sent behind a LOGIN that
+        # may move the connection: reading pauses and resumes across the handoff, and every
+        # command is answered in order. A thread sends while the test reads, as a real client
+        # would.
+        users = {"alice": "alice-pw", "bob": "bob-pw"}
+        srv = self.server(users=users, config={"pending_input_bytes_max": 8192,
+                                               "output_bytes_max": 16384})
+        n = 20000
+        for user in ("alice", "bob", "alice", "bob"):
+            c = srv.connect(timeout=TIMEOUT * 3)
+            self.addCleanup(c.close)
+            payload = ("a LOGIN %s %s\r\n" % (user, users[user])
+                       + "".join("n%d NOOP\r\n" % i for i in range(n)) + "z NOOP\r\n").encode()
+            errors = []
+
+            def send_all(sock=c.sock, data=payload):
+                try:
+                    sock.sendall(data)
+                except OSError as e:
+                    errors.append(e)
+
+            t = threading.Thread(target=send_all, daemon=True)
+            t.start()
+            lines = c.read_tagged("z")
+            t.join(TIMEOUT)
+            self.assertEqual(errors, [])
+            self.assertEqual(len(lines), n + 2)
+            self.assertEqual(lines[0], "a " + LOGIN_OK)
+            self.assertEqual(lines[1:-1], ["n%d OK NOOP completed" % i for i in range(n)])
+            self.assertEqual(lines[-1], "z OK NOOP completed")
+            self.assertEqual(c.command("l", 'LIST "" *'), [LIST_INBOX, "l OK LIST completed"])
+
+
+class TestHandoff(HandoffTests, ServerTestCase):
+    """The default wake-up (MSG_RING where the kernel has it), and the login storms."""
+
+    def test_concurrent_logins_same_user_mixed_passwords(self):
+        # Identical logins in flight together may share one hash; a different password must
+        # never get another login's result. No cache: every login is verified.
+        srv = self.server(users={"alice": "alice-pw", "bob": "bob-pw"},
+                          args=["--auth-cache-ttl-s", "0"])
+        attempts = []
+        for i in range(120):
+            user = "alice" if i % 2 == 0 else "bob"
+            good = i % 3 != 0
+            attempts.append((user, ("%s-pw" % user) if good else ("%s-pw" % user).upper(), good))
+        conns = []
+        try:
+            for _ in attempts:
+                conns.append(srv.connect())
+            for c, (user, password, _) in zip(conns, attempts):
+                c.send("a LOGIN %s %s\r\nb NOOP\r\nc LIST \"\" *\r\n" % (user, password))
+            for i, (c, (user, _, good)) in enumerate(zip(conns, attempts)):
+                lines = c.read_tagged("c")
+                if good:
+                    expected = ["a " + LOGIN_OK, "b OK NOOP completed", LIST_INBOX,
+                                "c OK LIST completed"]
+                else:
+                    expected = ["a " + AUTH_FAILED, "b OK NOOP completed",
+                                "c BAD Not authenticated"]
+                self.assertEqual(lines, expected, "attempt %d %s" % (i, attempts[i]))
+        finally:
+            for c in conns:
+                c.close()
+        n_good = sum(1 for a in attempts if a[2])
+        srv.wait_log_count(r"level=info event=login user=", n_good)
+        srv.wait_log_count(r"level=info event=login_failed user=", len(attempts) - n_good)
+
+    def test_login_storm_beyond_helper_pool_queue(self):
+        # More logins needing a hash at once than the helper pool queues (1024): the rest wait on
+        # their core; none is refused. Distinct wrong passwords defeat coalescing and the cache.
+        srv = self.server(users={"alice": "alice-pw"})
+        n = 1100
+        conns = []
+        try:
+            for _ in range(n):
+                conns.append(srv.connect(timeout=TIMEOUT * 3))
+            for i, c in enumerate(conns):
+                password = "alice-pw" if i % 50 == 0 else "wrong-%d" % i
+                c.send("a LOGIN alice %s\r\nb NOOP\r\n" % password)
+            for i, c in enumerate(conns):
+                first = "a " + (LOGIN_OK if i % 50 == 0 else AUTH_FAILED)
+                self.assertEqual(c.read_tagged("b"), [first, "b OK NOOP completed"], i)
+        finally:
+            for c in conns:
+                c.close()
+
+
+class TestHandoffEventfdWake(HandoffTests, ServerTestCase):
+    """The eventfd fallback forced."""
+
+    WAKE = "eventfd"
 
 
 if __name__ == "__main__":

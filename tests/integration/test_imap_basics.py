@@ -2,12 +2,11 @@
 a raw socket (literals, LITERAL+, limits, pipelining, wrong-state and unknown commands)."""
 
 import imaplib
-import re
 import socket
 import unittest
 
-from harness import (AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK, TIMEOUT,
-                     Server, ServerTestCase, crash_lines)
+from harness import (AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK,
+                     TIMEOUT, Server, ServerTestCase, crash_lines)
 
 USERS = {"alice": "secret", "bob": "hunter2 with spaces"}
 
@@ -117,7 +116,8 @@ class TestImaplib(ImapBasicsBase):
 class TestRawExchanges(ImapBasicsBase):
     def test_capability_noop_logout_exact(self):
         c = self.conn()
-        self.assertEqual(c.command("a", "CAPABILITY"), [CAPABILITY_LINE, "a OK CAPABILITY completed"])
+        self.assertEqual(c.command("a", "CAPABILITY"),
+                         [CAPABILITY_LINE, "a OK CAPABILITY completed"])
         self.assertEqual(c.command("b", "NOOP"), ["b OK NOOP completed"])
         self.assertEqual(c.command("c", "LOGOUT"), ["* BYE Logging out", "c OK LOGOUT completed"])
         self.assertEqual(c.read_to_eof(), b"")
@@ -304,7 +304,8 @@ class TestRawExchanges(ImapBasicsBase):
 
     def test_case_insensitive_commands_and_user_names(self):
         c = self.conn()
-        self.assertEqual(c.command("a", "capability"), [CAPABILITY_LINE, "a OK CAPABILITY completed"])
+        self.assertEqual(c.command("a", "capability"),
+                         [CAPABILITY_LINE, "a OK CAPABILITY completed"])
         self.assertEqual(c.command("b", "NoOp"), ["b OK NOOP completed"])
         start = self.srv.log_count()
         self.assertEqual(c.command("c", "login ALICE secret"), ["c " + LOGIN_OK])
@@ -331,6 +332,77 @@ class TestRawExchanges(ImapBasicsBase):
             s.close()
         c = self.conn()
         self.assertEqual(c.command("a", "LOGIN alice secret"), ["a " + LOGIN_OK])
+
+
+class TestHalfClose(ServerTestCase):
+    """A client may send its commands and then close its sending side (shutdown(SHUT_WR), as
+    `printf ... | nc -N` does). The server should answer everything it received, then close
+    (reactor.cc, on_recv: "the client closed its side; answer what it sent, then close")."""
+
+    SCRIPT = 'a LOGIN %s %s\r\nb NOOP\r\nc LIST "" *\r\nd LOGOUT\r\n'
+    ANSWERS = ["a " + LOGIN_OK, "b OK NOOP completed", LIST_INBOX, "c OK LIST completed",
+               "* BYE Logging out", "d OK LOGOUT completed"]
+
+    def half_close(self, srv, script):
+        c = srv.connect()
+        self.addCleanup(c.close)
+        c.send(script)
+        c.sock.shutdown(socket.SHUT_WR)
+        return c.lines_to_eof()
+
+    def warm_cache(self, srv, user, password):
+        """Logs in until both cores have cached the login (the cache is per core)."""
+        cores = set()
+        for _ in range(100):
+            start = srv.log_count()
+            srv.login(user, password).close()
+            cores.add(srv.wait_log(r"event=login user=%s .* core=(\d) " % user,
+                                   start=start).group(1))
+            if cores == {"0", "1"}:
+                return
+        self.fail("logins of %s accepted only by cores %s in 100 tries" % (user, cores))
+
+    def test_half_close_after_preauth_commands(self):
+        srv = self.server()
+        self.assertEqual(self.half_close(srv, 'a NOOP\r\nb LIST "" *\r\nc CAPABILITY\r\n'), [
+            "a OK NOOP completed", "b BAD Not authenticated", CAPABILITY_LINE,
+            "c OK CAPABILITY completed"])
+
+    def test_half_close_after_cached_login_on_owner_core(self):
+        # The login is answered from the cache and the connection stays on its core.
+        srv = self.server(users={"alice": "alice-pw"})
+        self.warm_cache(srv, "alice", "alice-pw")  # alice: owned by core 0
+        for _ in range(100):
+            start = srv.log_count()
+            answers = self.half_close(srv, self.SCRIPT % ("alice", "alice-pw"))
+            m = srv.wait_log(r"event=login user=alice .* core=(\d) owner=(\d)$", start=start)
+            if m.group(1) == m.group(2):
+                self.assertEqual(answers, self.ANSWERS)
+                return
+        self.fail("no connection accepted by core 0 in 100 tries")
+
+    # The FIN arrives while the LOGIN waits for its hash: the answers must still all come.
+    def test_half_close_during_login_hash(self):
+        # 100,000 iterations: the hash surely outlasts the FIN's arrival.
+        srv = self.server(users={"slow": "slow-pw"}, iterations=100000,
+                          args=["--auth-cache-ttl-s", "0"])
+        self.assertEqual(self.half_close(srv, self.SCRIPT % ("slow", "slow-pw")), self.ANSWERS)
+
+    def test_half_close_while_moving_to_the_owner_core(self):
+        # The FIN may arrive before, during or after the move to the owner core: whichever it is,
+        # every command sent before it is answered. Bounded: 40 connections.
+        srv = self.server(users={"alice": "alice-pw", "bob": "bob-pw"})
+        self.warm_cache(srv, "alice", "alice-pw")
+        self.warm_cache(srv, "bob", "bob-pw")
+        moved = 0
+        for i in range(40):
+            user = ("alice", "bob")[i % 2]
+            start = srv.log_count()
+            answers = self.half_close(srv, self.SCRIPT % (user, user + "-pw"))
+            self.assertEqual(answers, self.ANSWERS)
+            m = srv.wait_log(r"event=login user=%s .* core=(\d) owner=(\d)$" % user, start=start)
+            moved += m.group(1) != m.group(2)
+        self.assertGreater(moved, 0, "no connection needed a move in 40 tries")
 
 
 if __name__ == "__main__":
