@@ -12,7 +12,7 @@ namespace {
 const CommandFramer::Limits kLimits{8192, 1 << 20};
 
 // A receive buffer full of pipelined NOOPs, framed one command at a time.
-void BM_FramePipelinedNoops(benchmark::State& state) {
+void bm_frame_pipelined_noops(benchmark::State& state) {
   std::string buf;
   for (int i = 0; i < 1000; i++) buf += "a" + std::to_string(i) + " NOOP\r\n";
   for (auto _ : state) {
@@ -28,10 +28,10 @@ void BM_FramePipelinedNoops(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * buf.size()));
   state.SetItemsProcessed(state.iterations() * 1000);
 }
-BENCHMARK(BM_FramePipelinedNoops);
+BENCHMARK(bm_frame_pipelined_noops);
 
 // A LOGIN with quoted strings, framed and read into its arguments.
-void BM_FrameAndReadLogin(benchmark::State& state) {
+void bm_frame_and_read_login(benchmark::State& state) {
   const std::string cmd =
       "a001 LOGIN \"someone@example.org\" \"a rather long \\\"password\\\"\"\r\n";
   std::string s1, s2;
@@ -51,10 +51,10 @@ void BM_FrameAndReadLogin(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * cmd.size()));
 }
-BENCHMARK(BM_FrameAndReadLogin);
+BENCHMARK(bm_frame_and_read_login);
 
 // A command carrying a 64 KiB non-synchronizing literal: the framer skips it without scanning.
-void BM_FrameLargeLiteral(benchmark::State& state) {
+void bm_frame_large_literal(benchmark::State& state) {
   std::string cmd = "a1 X {65536+}\r\n" + std::string(65536, 'x') + "\r\n";
   for (auto _ : state) {
     CommandFramer f;
@@ -62,7 +62,7 @@ void BM_FrameLargeLiteral(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * cmd.size()));
 }
-BENCHMARK(BM_FrameLargeLiteral);
+BENCHMARK(bm_frame_large_literal);
 
 }  // namespace
 }  // namespace ringmail
