@@ -8,7 +8,7 @@ namespace ringmail {
 
 class Status {
  public:
-  enum class Code { ok, not_found, already_exists, invalid, io_error, corrupt };
+  enum class Code { ok, not_found, already_exists, invalid, io_error, corrupt, no_space };
 
   Status() = default;
   static Status ok() { return Status(); }
@@ -17,6 +17,7 @@ class Status {
   static Status invalid(std::string m) { return Status(Code::invalid, std::move(m)); }
   static Status io_error(std::string m) { return Status(Code::io_error, std::move(m)); }
   static Status corrupt(std::string m) { return Status(Code::corrupt, std::move(m)); }
+  static Status no_space(std::string m) { return Status(Code::no_space, std::move(m)); }
 
   bool is_ok() const { return code_ == Code::ok; }
   Code code() const { return code_; }

@@ -1,0 +1,171 @@
+#include "storage/env.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ringmail {
+namespace {
+
+Status errno_status(const std::string& what) {
+  std::string msg = what + ": " + strerror(errno);
+  if (errno == ENOENT) return Status::not_found(msg);
+  return errno == ENOSPC || errno == EDQUOT ? Status::no_space(msg) : Status::io_error(msg);
+}
+
+class PosixAppendFile : public AppendFile {
+ public:
+  PosixAppendFile(int fd, std::string path, uint64_t size)
+      : fd_(fd), path_(std::move(path)), size_(size) {}
+  ~PosixAppendFile() override { close(fd_); }
+
+  Status append(std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = pwrite(fd_, data.data(), data.size(), static_cast<off_t>(size_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return errno_status("write " + path_);
+      size_ += static_cast<uint64_t>(n);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::ok();
+  }
+  Status sync() override {
+    return fdatasync(fd_) == 0 ? Status::ok() : errno_status("fdatasync " + path_);
+  }
+  Status truncate(uint64_t size) override {
+    if (ftruncate(fd_, static_cast<off_t>(size)) != 0) return errno_status("truncate " + path_);
+    size_ = size;
+    return Status::ok();
+  }
+  uint64_t size() const override { return size_; }
+  int fd() const override { return fd_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  uint64_t size_;
+};
+
+class MappedReadFile : public ReadFile {
+ public:
+  MappedReadFile(void* base, size_t size) : base_(base), size_(size) {}
+  ~MappedReadFile() override {
+    if (size_ > 0) munmap(base_, size_);
+  }
+  std::string_view data() const override { return {static_cast<const char*>(base_), size_}; }
+
+ private:
+  void* base_;
+  size_t size_;
+};
+
+class PosixEnv : public Env {
+ public:
+  Status open_append(const std::string& path, bool create,
+                     std::unique_ptr<AppendFile>* out) override {
+    int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0);
+    int fd = open(path.c_str(), flags, 0600);
+    if (fd < 0) return errno_status("open " + path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      Status s = errno_status("stat " + path);
+      close(fd);
+      return s;
+    }
+    *out = std::make_unique<PosixAppendFile>(fd, path, static_cast<uint64_t>(st.st_size));
+    return Status::ok();
+  }
+
+  Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno_status("open " + path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      Status s = errno_status("stat " + path);
+      close(fd);
+      return s;
+    }
+    size_t size = static_cast<size_t>(st.st_size);
+    void* base = nullptr;
+    if (size > 0) {
+      base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+      if (base == MAP_FAILED) {
+        Status s = errno_status("mmap " + path);
+        close(fd);
+        return s;
+      }
+    }
+    close(fd);  // the mapping keeps the file
+    *out = std::make_unique<MappedReadFile>(base, size);
+    return Status::ok();
+  }
+
+  Status write_atomic(const std::string& path, std::string_view data) override {
+    std::string tmp = path + ".tmp";
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errno_status("open " + tmp);
+    PosixAppendFile f(fd, tmp, 0);
+    Status s = f.append(data);
+    if (s.is_ok()) s = f.sync();
+    if (!s.is_ok()) return s;
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename " + tmp);
+    return sync_dir(path.substr(0, path.rfind('/')));
+  }
+
+  Status make_dirs(const std::string& path) override {
+    for (size_t pos = 1; pos <= path.size(); pos++) {
+      if (pos != path.size() && path[pos] != '/') continue;
+      std::string part = path.substr(0, pos);
+      if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) return errno_status("mkdir " + part);
+    }
+    return Status::ok();
+  }
+
+  Status sync_dir(const std::string& path) override {
+    int fd = open(path.empty() ? "/" : path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open " + path);
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? Status::ok() : errno_status("fsync " + path);
+  }
+
+  Status list_dir(const std::string& path, std::vector<std::string>* names) override {
+    DIR* d = opendir(path.c_str());
+    if (!d) return errno_status("opendir " + path);
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names->push_back(n);
+    }
+    closedir(d);
+    std::sort(names->begin(), names->end());
+    return Status::ok();
+  }
+
+  Status remove(const std::string& path) override {
+    return unlink(path.c_str()) == 0 ? Status::ok() : errno_status("unlink " + path);
+  }
+
+  Status rename(const std::string& from, const std::string& to) override {
+    return ::rename(from.c_str(), to.c_str()) == 0 ? Status::ok() : errno_status("rename " + from);
+  }
+
+  bool exists(const std::string& path) override {
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0;
+  }
+};
+
+}  // namespace
+
+Env* Env::posix() {
+  static PosixEnv env;
+  return &env;
+}
+
+}  // namespace ringmail

@@ -1,0 +1,59 @@
+// The one small interface through which the store touches files, so tests can inject faults
+// (storage/fault_env.h): a failing sync, a short write, a full disk, a crash that drops
+// everything not yet synced. Every call here may block: the server makes them where blocking is
+// allowed, or hands the blocking ones (sync) to io_uring.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ringmail {
+
+// A file opened for appending, e.g. the segment being filled or a mailbox's log.
+class AppendFile {
+ public:
+  virtual ~AppendFile() = default;
+  // Appends all of `data` or fails; on failure the file may hold a prefix of it.
+  virtual Status append(std::string_view data) = 0;
+  // Makes everything appended so far durable (fdatasync).
+  virtual Status sync() = 0;
+  // Cuts the file to `size` bytes (dropping a torn tail).
+  virtual Status truncate(uint64_t size) = 0;
+  virtual uint64_t size() const = 0;
+  virtual int fd() const = 0;
+};
+
+// A read-only view of a whole file (memory-mapped where the Env can).
+class ReadFile {
+ public:
+  virtual ~ReadFile() = default;
+  virtual std::string_view data() const = 0;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The real file system.
+  static Env* posix();
+
+  // Opens (creating when `create`) a file for appending; positioned at its end.
+  virtual Status open_append(const std::string& path, bool create,
+                             std::unique_ptr<AppendFile>* out) = 0;
+  virtual Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) = 0;
+  // Writes a whole file crash-safely: a temporary, fsync, rename over `path`, fsync the
+  // directory. Afterwards `path` holds the old contents or the new ones, never a mix.
+  virtual Status write_atomic(const std::string& path, std::string_view data) = 0;
+  virtual Status make_dirs(const std::string& path) = 0;  // mode 0700
+  virtual Status sync_dir(const std::string& path) = 0;
+  virtual Status list_dir(const std::string& path, std::vector<std::string>* names) = 0;
+  virtual Status remove(const std::string& path) = 0;
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
+  virtual bool exists(const std::string& path) = 0;
+};
+
+}  // namespace ringmail

@@ -1,0 +1,98 @@
+// A mailbox's message records: a snapshot file plus a log of changes since it (format in
+// storage/FORMAT.md). Every change gets the next MODSEQ. Changes are written to the log at once
+// and become durable at sync(); the caller acknowledges them only after that.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/env.h"
+#include "storage/segment.h"
+
+namespace ringmail {
+
+enum SystemFlag : uint32_t {
+  kFlagSeen = 1u << 0,
+  kFlagAnswered = 1u << 1,
+  kFlagFlagged = 1u << 2,
+  kFlagDeleted = 1u << 3,
+  kFlagDraft = 1u << 4,
+};
+constexpr uint32_t kSystemFlagsMask = 0x1f;
+
+struct MessageRecord {
+  uint32_t uid = 0;
+  uint32_t flags = 0;
+  uint64_t keywords = 0;
+  uint64_t modseq = 0;
+  BlobRef blob;
+  uint32_t size = 0;
+  uint32_t reserved = 0;
+  int64_t internal_date = 0;
+};
+static_assert(sizeof(MessageRecord) == 48, "the index record layout of FORMAT.md");
+
+// What opening found and repaired.
+struct IndexOpenReport {
+  uint64_t log_entries_replayed = 0;
+  uint64_t log_torn_bytes = 0;  // a torn tail cut off the log
+  std::string log_problem;      // why replay stopped early, if it did
+};
+
+class MailboxIndex {
+ public:
+  static constexpr size_t kKeywordsMax = 64;
+
+  // Creates an empty mailbox in `dir` (which must not hold one).
+  static Status create(Env* env, const std::string& dir, uint32_t mailbox_id, uint32_t uidvalidity);
+  // Opens the mailbox in `dir`: reads the snapshot and replays the log, cutting a torn tail.
+  static Status open(Env* env, const std::string& dir, uint32_t mailbox_id,
+                     std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report);
+
+  uint32_t mailbox_id() const { return mailbox_id_; }
+  uint32_t uidvalidity() const { return uidvalidity_; }
+  uint32_t uidnext() const { return uidnext_; }
+  uint64_t highest_modseq() const { return highest_modseq_; }
+  // In UID order; sequence number n is records()[n - 1].
+  const std::vector<MessageRecord>& records() const { return records_; }
+  const std::vector<std::string>& keywords() const { return keywords_; }
+  // The index of the record with `uid`, or -1.
+  int64_t find(uint32_t uid) const;
+
+  // Adds a message with the next UID; fills in rec->uid and rec->modseq.
+  Status append(MessageRecord* rec);
+  // Sets a message's flags and keywords; returns its new MODSEQ in *modseq.
+  Status set_flags(uint32_t uid, uint32_t flags, uint64_t keywords, uint64_t* modseq);
+  Status expunge(uint32_t uid);
+  // The bit of keyword `name`, defining it if new. False when all 64 are taken.
+  Status keyword_bit(const std::string& name, unsigned* bit);
+  // Makes every change so far durable. After one failure it fails for good: the kernel may have
+  // dropped the unsynced pages, so nothing written since can ever be acknowledged.
+  Status sync();
+  // Folds the log into a new snapshot and starts an empty log.
+  Status checkpoint();
+  uint64_t log_bytes() const { return log_->size(); }
+
+ private:
+  MailboxIndex(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+  Status write_log(uint16_t type, std::string_view payload);
+  Status replay(std::string_view log, IndexOpenReport* report, uint64_t* valid_bytes);
+  bool apply(uint16_t type, std::string_view payload);
+
+  Env* env_;
+  std::string dir_;
+  uint32_t mailbox_id_ = 0;
+  uint32_t uidvalidity_ = 0;
+  uint32_t uidnext_ = 1;
+  uint64_t highest_modseq_ = 0;
+  uint64_t snapshot_seq_ = 0;  // last log sequence number folded into the snapshot
+  uint64_t log_seq_ = 0;       // last sequence number written to the log
+  std::vector<MessageRecord> records_;
+  std::vector<std::string> keywords_;
+  std::unique_ptr<AppendFile> log_;
+  Status failed_;  // latched by a failed sync or checkpoint
+};
+
+}  // namespace ringmail

@@ -1,0 +1,182 @@
+#include "storage/segment.h"
+
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include <xxhash.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "core/assert.h"
+
+namespace ringmail {
+namespace {
+
+constexpr char kSegmentMagic[8] = {'R', 'M', 'S', 'E', 'G', 0, 0, 0};
+constexpr uint32_t kSegmentVersion = 1;
+constexpr uint32_t kRecordMagic = 0x3147534d;  // "MSG1"
+
+template <typename T>
+T load(const char* p) {
+  T v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+void store(char* p, T v) {
+  memcpy(p, &v, sizeof v);
+}
+
+uint64_t padded(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
+
+uint64_t record_checksum(const char* header, std::string_view body) {
+  XXH3_state_t st;
+  XXH3_64bits_reset(&st);
+  XXH3_64bits_update(&st, header, 32);
+  XXH3_64bits_update(&st, body.data(), body.size());
+  return XXH3_64bits_digest(&st);
+}
+
+std::string segment_header(uint32_t id) {
+  char h[kSegmentHeaderBytes] = {};
+  memcpy(h, kSegmentMagic, 8);
+  store<uint32_t>(h + 8, kSegmentVersion);
+  store<uint32_t>(h + 12, id);
+  store<int64_t>(h + 16, static_cast<int64_t>(time(nullptr)));
+  store<uint64_t>(h + 24, XXH3_64bits(h, 24));
+  return std::string(h, sizeof h);
+}
+
+}  // namespace
+
+std::string segment_file_name(uint32_t id) {
+  char name[16];
+  snprintf(name, sizeof name, "%08x.seg", id);
+  return name;
+}
+
+Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHeader* header,
+                   std::string_view* body) {
+  if (offset < kSegmentHeaderBytes || offset % 8 != 0 || offset > file.size() ||
+      file.size() - offset < kRecordHeaderBytes)
+    return Status::corrupt("record offset " + std::to_string(offset) + " out of bounds");
+  const char* p = file.data() + offset;
+  if (load<uint32_t>(p) != kRecordMagic)
+    return Status::corrupt("no record at offset " + std::to_string(offset));
+  header->mailbox = load<uint32_t>(p + 4);
+  header->uid = load<uint32_t>(p + 8);
+  header->internal_date = load<int64_t>(p + 16);
+  header->length = load<uint64_t>(p + 24);
+  if (header->length > file.size() - offset - kRecordHeaderBytes)
+    return Status::corrupt("record at offset " + std::to_string(offset) + " runs past the end");
+  *body = file.substr(offset + kRecordHeaderBytes, header->length);
+  if (verify && record_checksum(p, *body) != load<uint64_t>(p + 32))
+    return Status::corrupt("checksum mismatch in record at offset " + std::to_string(offset));
+  return Status::ok();
+}
+
+Status scan_segment(std::string_view file, uint32_t id,
+                    const std::function<void(uint32_t, const RecordHeader&, std::string_view)>& fn,
+                    SegmentScan* out) {
+  *out = SegmentScan{};
+  if (file.size() < kSegmentHeaderBytes || memcmp(file.data(), kSegmentMagic, 8) != 0 ||
+      load<uint64_t>(file.data() + 24) != XXH3_64bits(file.data(), 24))
+    return Status::corrupt("segment " + segment_file_name(id) + ": bad file header");
+  if (load<uint32_t>(file.data() + 8) != kSegmentVersion)
+    return Status::corrupt("segment " + segment_file_name(id) + ": unknown format version");
+  if (load<uint32_t>(file.data() + 12) != id)
+    return Status::corrupt("segment " + segment_file_name(id) + ": header names another id");
+  uint64_t pos = kSegmentHeaderBytes;
+  while (pos < file.size()) {
+    if (pos > UINT32_MAX) {
+      out->problem = "segment larger than 4 GiB";
+      break;
+    }
+    RecordHeader h;
+    std::string_view body;
+    Status s = read_record(file, static_cast<uint32_t>(pos), true, &h, &body);
+    if (!s.is_ok()) {
+      out->problem = s.message();
+      break;
+    }
+    uint64_t end = pos + padded(kRecordHeaderBytes + h.length);
+    if (end > file.size()) {
+      out->problem = "record at offset " + std::to_string(pos) + " lacks its padding";
+      break;
+    }
+    if (fn) fn(static_cast<uint32_t>(pos), h, body);
+    out->records++;
+    pos = end;
+  }
+  out->valid_bytes = pos < file.size() ? pos : file.size();
+  out->torn_bytes = file.size() - out->valid_bytes;
+  return Status::ok();
+}
+
+Status SegmentWriter::open(Env* env, const std::string& dir, uint32_t id,
+                           std::unique_ptr<SegmentWriter>* out, SegmentScan* scan) {
+  std::string path = dir + "/" + segment_file_name(id);
+  *scan = SegmentScan{};
+  if (!env->exists(path)) {
+    Status s = env->write_atomic(path, segment_header(id));
+    if (!s.is_ok()) return s;
+    scan->valid_bytes = kSegmentHeaderBytes;
+  } else {
+    std::unique_ptr<ReadFile> image;
+    Status s = env->open_read(path, &image);
+    if (!s.is_ok()) return s;
+    s = scan_segment(image->data(), id, nullptr, scan);
+    if (!s.is_ok()) return s;
+  }
+  std::unique_ptr<AppendFile> file;
+  Status s = env->open_append(path, false, &file);
+  if (!s.is_ok()) return s;
+  if (file->size() != scan->valid_bytes) {
+    s = file->truncate(scan->valid_bytes);
+    if (s.is_ok()) s = file->sync();
+    if (!s.is_ok()) return s;
+  }
+  out->reset(new SegmentWriter(id, std::move(file)));
+  return Status::ok();
+}
+
+Status SegmentWriter::sync() {
+  if (!failed_.is_ok()) return failed_;
+  Status s = file_->sync();
+  if (!s.is_ok()) {
+    failed_ =
+        Status::io_error(segment_file_name(id_) + ": stopped after a failed sync: " + s.message());
+  }
+  return s;
+}
+
+Status SegmentWriter::append(uint32_t mailbox, uint32_t uid, int64_t internal_date,
+                             std::string_view body, BlobRef* ref) {
+  if (!failed_.is_ok()) return failed_;
+  uint64_t start = file_->size();
+  RM_ASSERT(start % 8 == 0);
+  if (start > UINT32_MAX) return Status::invalid("segment is full");
+  char h[kRecordHeaderBytes] = {};
+  store<uint32_t>(h, kRecordMagic);
+  store<uint32_t>(h + 4, mailbox);
+  store<uint32_t>(h + 8, uid);
+  store<int64_t>(h + 16, internal_date);
+  store<uint64_t>(h + 24, body.size());
+  store<uint64_t>(h + 32, record_checksum(h, body));
+  static const char kZeros[8] = {};
+  uint64_t pad = padded(kRecordHeaderBytes + body.size()) - (kRecordHeaderBytes + body.size());
+  Status s = file_->append(std::string_view(h, sizeof h));
+  if (s.is_ok()) s = file_->append(body);
+  if (s.is_ok() && pad > 0) s = file_->append(std::string_view(kZeros, pad));
+  if (!s.is_ok()) {
+    (void)file_->truncate(start);  // best effort; a torn tail is also cut at the next open
+    return s;
+  }
+  ref->segment = id_;
+  ref->offset = static_cast<uint32_t>(start);
+  return Status::ok();
+}
+
+}  // namespace ringmail

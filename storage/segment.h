@@ -1,0 +1,80 @@
+// Segments: append-only files of self-describing, checksummed message records, shared by all of a
+// user's mailboxes (format in storage/FORMAT.md). A segment is sealed at kSegmentBytesMax.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "storage/env.h"
+
+namespace ringmail {
+
+constexpr uint64_t kSegmentBytesMax = 64ull << 20;
+constexpr uint64_t kSegmentHeaderBytes = 32;
+constexpr uint64_t kRecordHeaderBytes = 40;
+
+// Where a message's bytes live: the record at `offset` in segment `segment`.
+struct BlobRef {
+  uint32_t segment = 0;
+  uint32_t offset = 0;
+};
+
+struct RecordHeader {
+  uint32_t mailbox = 0;
+  uint32_t uid = 0;
+  int64_t internal_date = 0;
+  uint64_t length = 0;
+};
+
+std::string segment_file_name(uint32_t id);  // "0000002a.seg"
+
+// What a scan of a segment's bytes found.
+struct SegmentScan {
+  uint64_t valid_bytes = 0;  // header plus every intact record: the recovered prefix
+  uint64_t records = 0;
+  uint64_t torn_bytes = 0;  // bytes after the prefix: a torn tail, or damage
+  std::string problem;      // why the scan stopped early, empty when it did not
+};
+
+// Walks the records of a segment image, calling `fn` for each intact one (may be null). Fails
+// only when the file header itself is wrong; a bad record ends the scan (see SegmentScan).
+Status scan_segment(
+    std::string_view file, uint32_t id,
+    const std::function<void(uint32_t offset, const RecordHeader&, std::string_view body)>& fn,
+    SegmentScan* out);
+
+// Reads the record at `offset` of a segment image, checking its bounds and magic; with
+// `verify`, its checksum too.
+Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHeader* header,
+                   std::string_view* body);
+
+// The segment being filled.
+class SegmentWriter {
+ public:
+  // Opens segment `id` in `dir`, creating it (with its header, synced) if missing, and cuts a
+  // torn tail off an existing one; `scan` says what was found.
+  static Status open(Env* env, const std::string& dir, uint32_t id,
+                     std::unique_ptr<SegmentWriter>* out, SegmentScan* scan);
+
+  // Appends a record. Not durable until sync(). On failure the segment is cut back to where it
+  // was, so a failed append leaves no trace.
+  Status append(uint32_t mailbox, uint32_t uid, int64_t internal_date, std::string_view body,
+                BlobRef* ref);
+  // After one failure it fails for good (see MailboxIndex::sync).
+  Status sync();
+  uint32_t id() const { return id_; }
+  uint64_t size() const { return file_->size(); }
+  // True once the segment should be sealed: the next message goes to a new segment.
+  bool full() const { return file_->size() >= kSegmentBytesMax; }
+
+ private:
+  SegmentWriter(uint32_t id, std::unique_ptr<AppendFile> file) : id_(id), file_(std::move(file)) {}
+  uint32_t id_;
+  std::unique_ptr<AppendFile> file_;
+  Status failed_;
+};
+
+}  // namespace ringmail
