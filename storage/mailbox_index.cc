@@ -58,7 +58,8 @@ Status MailboxIndex::create(Env* env, const std::string& dir, uint32_t mailbox_i
 }
 
 Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
-                          std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report) {
+                          std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report,
+                          const BlobCheck& blob_ok) {
   *report = IndexOpenReport{};
   std::unique_ptr<MailboxIndex> idx(new MailboxIndex(env, dir));
   std::unique_ptr<ReadFile> snap;
@@ -101,7 +102,7 @@ Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
   s = env->open_read(dir + "/log", &log_image);
   if (!s.is_ok()) return s;
   uint64_t valid = 0;
-  s = idx->replay(log_image->data(), report, &valid);
+  s = idx->replay(log_image->data(), blob_ok, report, &valid);
   if (!s.is_ok()) return s;
   s = env->open_append(dir + "/log", false, &idx->log_);
   if (!s.is_ok()) return s;
@@ -115,7 +116,8 @@ Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
   return Status::ok();
 }
 
-Status MailboxIndex::replay(std::string_view log, IndexOpenReport* report, uint64_t* valid) {
+Status MailboxIndex::replay(std::string_view log, const BlobCheck& blob_ok, IndexOpenReport* report,
+                            uint64_t* valid) {
   if (log.size() < kLogHeaderBytes || memcmp(log.data(), kLogMagic, 8) != 0 ||
       load<uint64_t>(log.data() + 16) != XXH3_64bits(log.data(), 16))
     return Status::corrupt(dir_ + "/log: bad header");
@@ -142,7 +144,17 @@ Status MailboxIndex::replay(std::string_view log, IndexOpenReport* report, uint6
       break;
     }
     if (seq > snapshot_seq_) {
-      if (!apply(type, std::string_view(p + kEntryHeaderBytes, len))) {
+      std::string_view payload(p + kEntryHeaderBytes, len);
+      if (type == kLogAppend && blob_ok && payload.size() == sizeof(MessageRecord)) {
+        MessageRecord rec;
+        memcpy(&rec, payload.data(), sizeof rec);
+        if (!blob_ok(rec)) {
+          report->log_problem =
+              "append at offset " + std::to_string(pos) + " names a message that is not on disk";
+          break;
+        }
+      }
+      if (!apply(type, payload)) {
         report->log_problem = "inapplicable entry at offset " + std::to_string(pos);
         break;
       }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,8 +49,12 @@ class MailboxIndex {
   // Creates an empty mailbox in `dir` (which must not hold one).
   static Status create(Env* env, const std::string& dir, uint32_t mailbox_id, uint32_t uidvalidity);
   // Opens the mailbox in `dir`: reads the snapshot and replays the log, cutting a torn tail.
+  // `blob_ok`, when given, vets each replayed append: an append whose message bytes did not
+  // reach the disk (see FORMAT.md, "Order of writes") ends the replay there.
+  using BlobCheck = std::function<bool(const MessageRecord&)>;
   static Status open(Env* env, const std::string& dir, uint32_t mailbox_id,
-                     std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report);
+                     std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report,
+                     const BlobCheck& blob_ok = nullptr);
 
   uint32_t mailbox_id() const { return mailbox_id_; }
   uint32_t uidvalidity() const { return uidvalidity_; }
@@ -78,7 +83,8 @@ class MailboxIndex {
  private:
   MailboxIndex(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status write_log(uint16_t type, std::string_view payload);
-  Status replay(std::string_view log, IndexOpenReport* report, uint64_t* valid_bytes);
+  Status replay(std::string_view log, const BlobCheck& blob_ok, IndexOpenReport* report,
+                uint64_t* valid_bytes);
   bool apply(uint16_t type, std::string_view payload);
 
   Env* env_;

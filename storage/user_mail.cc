@@ -1,0 +1,435 @@
+#include "storage/user_mail.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include "core/assert.h"
+
+namespace ringmail {
+namespace {
+
+constexpr int kListFormat = 1;
+
+const struct {
+  const char* name;
+  const char* special_use;
+} kDefaultMailboxes[] = {{"INBOX", ""},        {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
+                         {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"}};
+
+void json_string(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out->append(esc);
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+  }
+  out->push_back('"');
+}
+
+bool starts_with_inbox(std::string_view name) {
+  if (name.size() < 5 || strncasecmp(name.data(), "INBOX", 5) != 0) return false;
+  return name.size() == 5 || name[5] == UserMail::kDelimiter;
+}
+
+}  // namespace
+
+bool UserMail::valid_name(std::string_view name) {
+  if (name.empty() || name.size() > kMailboxNameBytesMax) return false;
+  if (name.front() == kDelimiter || name.back() == kDelimiter) return false;
+  if (name.find("//") != std::string_view::npos) return false;
+  for (char c : name)
+    if (c == '\0' || c == '\r' || c == '\n') return false;
+  return true;
+}
+
+std::string UserMail::canonical_name(std::string_view name) {
+  std::string out(name);
+  if (starts_with_inbox(name)) memcpy(out.data(), "INBOX", 5);
+  return out;
+}
+
+std::string UserMail::mailbox_dir(uint32_t id) const {
+  char name[16];
+  snprintf(name, sizeof name, "%08x", id);
+  return dir_ + "/mbox/" + name;
+}
+
+UserMail::Mailbox* UserMail::find_mutable(std::string_view name) {
+  std::string canon = canonical_name(name);
+  for (Mailbox& m : mailboxes_)
+    if (m.name == canon) return &m;
+  return nullptr;
+}
+
+const UserMail::Mailbox* UserMail::find(std::string_view name) const {
+  return const_cast<UserMail*>(this)->find_mutable(name);
+}
+
+uint32_t UserMail::next_uidvalidity() {
+  auto now = static_cast<uint32_t>(time(nullptr));
+  last_uidvalidity_ = now > last_uidvalidity_ ? now : last_uidvalidity_ + 1;
+  return last_uidvalidity_;
+}
+
+Status UserMail::open(Env* env, const std::string& user_dir, std::unique_ptr<UserMail>* out,
+                      OpenReport* report) {
+  *report = OpenReport{};
+  std::unique_ptr<UserMail> um(new UserMail(env, user_dir));
+  Status s = env->make_dirs(user_dir + "/seg");
+  if (s.is_ok()) s = env->make_dirs(user_dir + "/mbox");
+  if (!s.is_ok()) return s;
+  bool missing = false;
+  s = um->load_list(&missing);
+  if (!s.is_ok()) return s;
+  s = um->open_segments(report);
+  if (!s.is_ok()) return s;
+  if (missing) {
+    report->created = true;
+    for (const auto& d : kDefaultMailboxes) {
+      uint32_t id;
+      s = um->create_mailbox(d.name, d.special_use, &id);
+      if (!s.is_ok()) return s;
+      um->find_mutable(d.name)->subscribed = true;
+    }
+    s = um->save_list();
+    if (!s.is_ok()) return s;
+  }
+  // Quota usage is exact: counted from every index at open, then kept up to date.
+  for (const Mailbox& m : std::vector<Mailbox>(um->mailboxes_)) {
+    MailboxIndex* idx;
+    s = um->index(m.id, &idx);
+    if (!s.is_ok()) return s;
+  }
+  *out = std::move(um);
+  return Status::ok();
+}
+
+Status UserMail::load_list(bool* missing) {
+  std::string path = dir_ + "/mailboxes";
+  *missing = !env_->exists(path);
+  if (*missing) return Status::ok();
+  std::unique_ptr<ReadFile> f;
+  Status s = env_->open_read(path, &f);
+  if (!s.is_ok()) return s;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(f->data().data(), f->data().size()).get(root))
+    return Status::corrupt(path + ": not valid JSON");
+  int64_t format = 0, next_id = 0, last_uv = 0;
+  simdjson::dom::array list;
+  if (root["format"].get_int64().get(format) || format != kListFormat ||
+      root["next_id"].get_int64().get(next_id) ||
+      root["last_uidvalidity"].get_int64().get(last_uv) ||
+      root["mailboxes"].get_array().get(list) || next_id < 1 || next_id > UINT32_MAX ||
+      last_uv < 0 || last_uv > UINT32_MAX)
+    return Status::corrupt(path + ": missing or mistyped field");
+  next_id_ = static_cast<uint32_t>(next_id);
+  last_uidvalidity_ = static_cast<uint32_t>(last_uv);
+  for (simdjson::dom::element e : list) {
+    Mailbox m;
+    int64_t id = 0;
+    std::string_view name, special;
+    bool subscribed = false;
+    if (e["id"].get_int64().get(id) || e["name"].get_string().get(name) ||
+        e["special_use"].get_string().get(special) || e["subscribed"].get_bool().get(subscribed) ||
+        id < 1 || id >= next_id || !valid_name(name))
+      return Status::corrupt(path + ": bad mailbox entry");
+    m.id = static_cast<uint32_t>(id);
+    m.name = std::string(name);
+    m.special_use = std::string(special);
+    m.subscribed = subscribed;
+    mailboxes_.push_back(std::move(m));
+  }
+  return Status::ok();
+}
+
+Status UserMail::save_list() {
+  std::string j = "{\"format\":" + std::to_string(kListFormat) +
+                  ",\"next_id\":" + std::to_string(next_id_) +
+                  ",\"last_uidvalidity\":" + std::to_string(last_uidvalidity_) + ",\"mailboxes\":[";
+  for (size_t i = 0; i < mailboxes_.size(); i++) {
+    const Mailbox& m = mailboxes_[i];
+    if (i) j += ",";
+    j += "\n{\"id\":" + std::to_string(m.id) + ",\"name\":";
+    json_string(&j, m.name);
+    j += ",\"special_use\":";
+    json_string(&j, m.special_use);
+    j += m.subscribed ? ",\"subscribed\":true}" : ",\"subscribed\":false}";
+  }
+  j += "]}\n";
+  return env_->write_atomic(dir_ + "/mailboxes", j);
+}
+
+Status UserMail::open_segments(OpenReport* report) {
+  std::vector<std::string> names;
+  Status s = env_->list_dir(dir_ + "/seg", &names);
+  if (!s.is_ok()) return s;
+  uint32_t active = 1;
+  for (const std::string& n : names) {
+    unsigned id = 0;
+    if (n.size() == 12 && n.substr(8) == ".seg" && sscanf(n.c_str(), "%8x", &id) == 1 && id > 0)
+      active = std::max<uint32_t>(active, id);
+  }
+  SegmentScan scan;
+  s = SegmentWriter::open(env_, dir_ + "/seg", active, &writer_, &scan);
+  if (!s.is_ok()) return s;
+  report->segment_torn_bytes = scan.torn_bytes;
+  writer_valid_bytes_ = writer_->size();
+  return Status::ok();
+}
+
+Status UserMail::roll_segment() {
+  // Sealed segments are durable as a whole: the blob check at open trusts them.
+  Status s = writer_->sync();
+  if (!s.is_ok()) return s;
+  uint32_t next = writer_->id() + 1;
+  readers_.erase(writer_->id());  // remapped at its final size on the next read
+  SegmentScan scan;
+  std::unique_ptr<SegmentWriter> w;
+  s = SegmentWriter::open(env_, dir_ + "/seg", next, &w, &scan);
+  if (!s.is_ok()) return s;
+  writer_ = std::move(w);
+  writer_valid_bytes_ = writer_->size();
+  segment_dirty_ = false;
+  return Status::ok();
+}
+
+Status UserMail::create_mailbox(std::string_view name, std::string_view special_use, uint32_t* id) {
+  std::string canon = canonical_name(name);
+  if (!valid_name(canon)) return Status::invalid("invalid mailbox name");
+  if (find(canon)) return Status::already_exists("mailbox exists");
+  if (mailboxes_.size() >= kMailboxesMax) return Status::invalid("too many mailboxes");
+  // The index first, then the list that names it: a crash in between leaves an unnamed index
+  // directory (fsck reports it), never a name without an index.
+  uint32_t new_id = next_id_++;
+  Status s = MailboxIndex::create(env_, mailbox_dir(new_id), new_id, next_uidvalidity());
+  if (!s.is_ok()) return s;
+  mailboxes_.push_back(Mailbox{new_id, canon, std::string(special_use), false});
+  s = save_list();
+  if (!s.is_ok()) {
+    mailboxes_.pop_back();
+    return s;
+  }
+  *id = new_id;
+  return Status::ok();
+}
+
+Status UserMail::delete_mailbox(std::string_view name) {
+  Mailbox* m = find_mutable(name);
+  if (!m) return Status::not_found("no such mailbox");
+  if (m->name == "INBOX") return Status::invalid("INBOX cannot be deleted");
+  uint32_t id = m->id;
+  MailboxIndex* idx;
+  Status s = index(id, &idx);
+  if (!s.is_ok()) return s;
+  Usage gone;
+  for (const MessageRecord& r : idx->records()) {
+    gone.bytes += r.size;
+    gone.messages++;
+  }
+  std::vector<Mailbox> before = mailboxes_;
+  mailboxes_.erase(mailboxes_.begin() + (m - mailboxes_.data()));
+  s = save_list();
+  if (!s.is_ok()) {
+    mailboxes_ = before;
+    return s;
+  }
+  indexes_.erase(id);
+  dirty_indexes_.erase(id);
+  usage_.bytes -= gone.bytes;
+  usage_.messages -= gone.messages;
+  // The name is gone durably; the files are garbage now (fsck and compaction clean up leftovers).
+  std::string d = mailbox_dir(id);
+  (void)env_->remove(d + "/index");
+  (void)env_->remove(d + "/log");
+  (void)env_->remove(d);
+  return Status::ok();
+}
+
+Status UserMail::rename_mailbox(std::string_view from, std::string_view to) {
+  std::string src = canonical_name(from), dst = canonical_name(to);
+  if (!valid_name(dst)) return Status::invalid("invalid mailbox name");
+  if (!find(src)) return Status::not_found("no such mailbox");
+  if (find(dst)) return Status::already_exists("mailbox exists");
+  if (dst.size() > src.size() && dst.compare(0, src.size(), src) == 0 &&
+      dst[src.size()] == kDelimiter)
+    return Status::invalid("cannot move a mailbox below itself");
+  if (src == "INBOX") {
+    uint32_t new_id;
+    Status s = create_mailbox(dst, "", &new_id);
+    if (!s.is_ok()) return s;
+    MailboxIndex* inbox;
+    s = index(find(src)->id, &inbox);
+    if (!s.is_ok()) return s;
+    std::vector<MessageRecord> moving = inbox->records();
+    for (const MessageRecord& r : moving) {
+      MessageRecord copied;
+      s = copy(r, new_id, r.flags, 0, &copied);
+      if (s.is_ok()) s = expunge(inbox->mailbox_id(), r.uid);
+      if (!s.is_ok()) return s;
+    }
+    return Status::ok();
+  }
+  std::vector<Mailbox> before = mailboxes_;
+  for (Mailbox& m : mailboxes_) {
+    if (m.name == src) {
+      m.name = dst;
+    } else if (m.name.size() > src.size() && m.name.compare(0, src.size(), src) == 0 &&
+               m.name[src.size()] == kDelimiter) {
+      m.name = dst + m.name.substr(src.size());
+      if (!valid_name(m.name)) {
+        mailboxes_ = before;
+        return Status::invalid("a child's new name would be too long");
+      }
+    }
+  }
+  Status s = save_list();
+  if (!s.is_ok()) mailboxes_ = before;
+  return s;
+}
+
+Status UserMail::set_subscribed(std::string_view name, bool on) {
+  Mailbox* m = find_mutable(name);
+  if (!m) return Status::not_found("no such mailbox");
+  bool before = m->subscribed;
+  m->subscribed = on;
+  Status s = save_list();
+  if (!s.is_ok()) m->subscribed = before;
+  return s;
+}
+
+Status UserMail::index(uint32_t mailbox_id, MailboxIndex** out) {
+  auto it = indexes_.find(mailbox_id);
+  if (it != indexes_.end()) {
+    *out = it->second.get();
+    return Status::ok();
+  }
+  // An append whose message bytes did not reach the disk before a crash names a place past the
+  // active segment's recovered end (or a segment that does not exist): it was never acknowledged.
+  uint32_t active = writer_->id();
+  uint64_t valid = writer_valid_bytes_;
+  auto blob_ok = [active, valid](const MessageRecord& r) {
+    if (r.blob.segment > active) return false;
+    return r.blob.segment < active || r.blob.offset + kRecordHeaderBytes + r.size <= valid;
+  };
+  std::unique_ptr<MailboxIndex> idx;
+  IndexOpenReport report;
+  Status s = MailboxIndex::open(env_, mailbox_dir(mailbox_id), mailbox_id, &idx, &report, blob_ok);
+  if (!s.is_ok()) return s;
+  for (const MessageRecord& r : idx->records()) {
+    usage_.bytes += r.size;
+    usage_.messages++;
+  }
+  *out = idx.get();
+  indexes_[mailbox_id] = std::move(idx);
+  return Status::ok();
+}
+
+Status UserMail::append(uint32_t mailbox_id, std::string_view message, int64_t internal_date,
+                        uint32_t flags, uint64_t keywords, MessageRecord* out) {
+  if (message.size() > UINT32_MAX) return Status::invalid("message too large");
+  MailboxIndex* idx;
+  Status s = index(mailbox_id, &idx);
+  if (!s.is_ok()) return s;
+  if (writer_->full()) {
+    s = roll_segment();
+    if (!s.is_ok()) return s;
+  }
+  MessageRecord rec;
+  rec.flags = flags & kSystemFlagsMask;
+  rec.keywords = keywords;
+  rec.size = static_cast<uint32_t>(message.size());
+  rec.internal_date = internal_date;
+  uint32_t uid = idx->uidnext();
+  s = writer_->append(mailbox_id, uid, internal_date, message, &rec.blob);
+  if (!s.is_ok()) return s;
+  segment_dirty_ = true;
+  s = idx->append(&rec);  // on failure the record above is unreferenced garbage, nothing more
+  if (!s.is_ok()) return s;
+  RM_ASSERT(rec.uid == uid);
+  dirty_indexes_.insert(mailbox_id);
+  usage_.bytes += rec.size;
+  usage_.messages++;
+  *out = rec;
+  return Status::ok();
+}
+
+Status UserMail::copy(const MessageRecord& src, uint32_t to_mailbox, uint32_t flags,
+                      uint64_t keywords, MessageRecord* out) {
+  MailboxIndex* idx;
+  Status s = index(to_mailbox, &idx);
+  if (!s.is_ok()) return s;
+  MessageRecord rec = src;
+  rec.flags = flags & kSystemFlagsMask;
+  rec.keywords = keywords;
+  s = idx->append(&rec);
+  if (!s.is_ok()) return s;
+  dirty_indexes_.insert(to_mailbox);
+  usage_.bytes += rec.size;
+  usage_.messages++;
+  *out = rec;
+  return Status::ok();
+}
+
+Status UserMail::expunge(uint32_t mailbox_id, uint32_t uid) {
+  MailboxIndex* idx;
+  Status s = index(mailbox_id, &idx);
+  if (!s.is_ok()) return s;
+  int64_t i = idx->find(uid);
+  if (i < 0) return Status::not_found("no message with UID " + std::to_string(uid));
+  uint32_t size = idx->records()[static_cast<size_t>(i)].size;
+  s = idx->expunge(uid);
+  if (!s.is_ok()) return s;
+  dirty_indexes_.insert(mailbox_id);
+  usage_.bytes -= size;
+  usage_.messages--;
+  return Status::ok();
+}
+
+Status UserMail::read(const MessageRecord& rec, bool verify, std::string_view* message) {
+  auto it = readers_.find(rec.blob.segment);
+  uint64_t end = uint64_t{rec.blob.offset} + kRecordHeaderBytes + rec.size;
+  if (it == readers_.end() || it->second->data().size() < end) {
+    // First read of this segment, or the active one grew past its mapping: map it (again).
+    std::unique_ptr<ReadFile> f;
+    Status s = env_->open_read(dir_ + "/seg/" + segment_file_name(rec.blob.segment), &f);
+    if (!s.is_ok()) return s;
+    // Views handed out from the old mapping stay valid: it is retired, not unmapped.
+    if (it != readers_.end()) retired_readers_.push_back(std::move(it->second));
+    it = readers_.insert_or_assign(rec.blob.segment, std::move(f)).first;
+  }
+  RecordHeader h;
+  Status s = read_record(it->second->data(), rec.blob.offset, verify, &h, message);
+  if (!s.is_ok()) return s;
+  if (h.length != rec.size) return Status::corrupt("message size differs from its index record");
+  return Status::ok();
+}
+
+Status UserMail::sync() {
+  if (segment_dirty_) {
+    Status s = writer_->sync();
+    if (!s.is_ok()) return s;
+    segment_dirty_ = false;
+  }
+  for (auto it = dirty_indexes_.begin(); it != dirty_indexes_.end();) {
+    auto idx = indexes_.find(*it);
+    if (idx != indexes_.end()) {
+      Status s = idx->second->sync();
+      if (!s.is_ok()) return s;
+    }
+    it = dirty_indexes_.erase(it);
+  }
+  return Status::ok();
+}
+
+}  // namespace ringmail

@@ -1,0 +1,110 @@
+// One user's mail: the mailbox list, the segments and every mailbox's index, plus the user's
+// quota usage (format in storage/FORMAT.md). Owned by the user's core: no locks, one thread.
+//
+// Changes are written at once and made durable by sync(), which syncs the segment before the
+// indexes that point into it; the caller acknowledges a change only after sync() returned ok.
+// Many changes between two syncs share them: group commit.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/env.h"
+#include "storage/mailbox_index.h"
+#include "storage/segment.h"
+
+namespace ringmail {
+
+class UserMail {
+ public:
+  static constexpr size_t kMailboxesMax = 10000;
+  static constexpr size_t kMailboxNameBytesMax = 1024;
+  static constexpr char kDelimiter = '/';
+
+  struct Mailbox {
+    uint32_t id = 0;
+    std::string name;         // UTF-8; "INBOX" exactly for the inbox
+    std::string special_use;  // "\\Sent", "\\Drafts", ... or empty
+    bool subscribed = false;
+  };
+  struct Usage {
+    uint64_t bytes = 0;
+    uint64_t messages = 0;
+  };
+  // What opening found and repaired, for logs and fsck.
+  struct OpenReport {
+    uint64_t segment_torn_bytes = 0;
+    bool created = false;  // a new user: INBOX and the special-use mailboxes were made
+  };
+
+  // Opens the mail of the user whose directory is `user_dir`; a user without mail yet gets INBOX,
+  // Sent, Drafts, Trash, Junk and Archive.
+  static Status open(Env* env, const std::string& user_dir, std::unique_ptr<UserMail>* out,
+                     OpenReport* report);
+
+  // 1 to 1024 bytes of UTF-8 without NUL, CR or LF, no empty hierarchy level.
+  static bool valid_name(std::string_view name);
+  // "inbox" and "Inbox/x" become "INBOX" and "INBOX/x": INBOX is case-insensitive.
+  static std::string canonical_name(std::string_view name);
+
+  const std::vector<Mailbox>& mailboxes() const { return mailboxes_; }
+  const Mailbox* find(std::string_view name) const;
+  Status create_mailbox(std::string_view name, std::string_view special_use, uint32_t* id);
+  // Deletes one mailbox and its messages (its children stay, as RFC 9051 says).
+  Status delete_mailbox(std::string_view name);
+  // Renames a mailbox and all below it. Renaming INBOX moves its messages to a new mailbox and
+  // leaves INBOX empty (RFC 9051 section 6.3.6).
+  Status rename_mailbox(std::string_view from, std::string_view to);
+  Status set_subscribed(std::string_view name, bool on);
+
+  // The index of a mailbox, opened on first use and kept while this object lives.
+  Status index(uint32_t mailbox_id, MailboxIndex** out);
+
+  // Stores a new message in a mailbox; *out is its index record.
+  Status append(uint32_t mailbox_id, std::string_view message, int64_t internal_date,
+                uint32_t flags, uint64_t keywords, MessageRecord* out);
+  // Adds a reference to `src`'s bytes to another mailbox (no bytes are copied).
+  Status copy(const MessageRecord& src, uint32_t to_mailbox, uint32_t flags, uint64_t keywords,
+              MessageRecord* out);
+  Status expunge(uint32_t mailbox_id, uint32_t uid);
+  // Notes that an index changed outside append/copy/expunge (flags), for sync().
+  void mark_dirty(uint32_t mailbox_id) { dirty_indexes_.insert(mailbox_id); }
+  // The message's bytes, from the mapped segment (checksum checked when `verify`). The view
+  // stays valid as long as this object lives.
+  Status read(const MessageRecord& rec, bool verify, std::string_view* message);
+  // Makes every change so far durable: the segment first, then the changed indexes.
+  Status sync();
+
+  Usage usage() const { return usage_; }
+
+ private:
+  UserMail(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+  Status load_list(bool* missing);
+  Status save_list();
+  Status open_segments(OpenReport* report);
+  Status roll_segment();
+  std::string mailbox_dir(uint32_t id) const;
+  Mailbox* find_mutable(std::string_view name);
+  uint32_t next_uidvalidity();
+
+  Env* env_;
+  std::string dir_;
+  std::vector<Mailbox> mailboxes_;
+  uint32_t next_id_ = 1;
+  uint32_t last_uidvalidity_ = 0;
+  std::map<uint32_t, std::unique_ptr<MailboxIndex>> indexes_;
+  std::unique_ptr<SegmentWriter> writer_;
+  uint64_t writer_valid_bytes_ = 0;  // the active segment's recovered prefix at open
+  std::map<uint32_t, std::unique_ptr<ReadFile>> readers_;
+  std::vector<std::unique_ptr<ReadFile>> retired_readers_;  // smaller maps of a grown segment
+  bool segment_dirty_ = false;
+  std::set<uint32_t> dirty_indexes_;
+  Usage usage_;
+};
+
+}  // namespace ringmail

@@ -1,0 +1,176 @@
+#include "storage/user_mail.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/fault_env.h"
+#include "tests/unit/temp_dir.h"
+
+namespace ringmail {
+namespace {
+
+class UserMailTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<UserMail> open(UserMail::OpenReport* report = nullptr) {
+    UserMail::OpenReport r;
+    std::unique_ptr<UserMail> um;
+    Status s = UserMail::open(&env_, dir_.path(), &um, report ? report : &r);
+    EXPECT_TRUE(s.is_ok()) << s.message();
+    return um;
+  }
+  std::vector<std::string> names(const UserMail& um) {
+    std::vector<std::string> out;
+    for (const auto& m : um.mailboxes()) out.push_back(m.name);
+    return out;
+  }
+  TempDir dir_;
+  FaultEnv env_{Env::posix()};
+};
+
+TEST_F(UserMailTest, ANewUserGetsInboxAndTheSpecialUseMailboxes) {
+  UserMail::OpenReport report;
+  auto um = open(&report);
+  EXPECT_TRUE(report.created);
+  EXPECT_EQ(names(*um),
+            (std::vector<std::string>{"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}));
+  EXPECT_EQ(um->find("Sent")->special_use, "\\Sent");
+  EXPECT_TRUE(um->find("Junk")->subscribed);
+  EXPECT_EQ(um->find("inbox")->name, "INBOX");
+  um.reset();
+  auto again = open(&report);
+  EXPECT_FALSE(report.created);
+  EXPECT_EQ(again->mailboxes().size(), 6u);
+}
+
+TEST_F(UserMailTest, AppendReadCopyExpungeKeepUsageExact) {
+  auto um = open();
+  uint32_t inbox = um->find("INBOX")->id, archive = um->find("Archive")->id;
+  MessageRecord a, b, c;
+  ASSERT_TRUE(
+      um->append(inbox, "Subject: one\r\n\r\nbody\r\n", 1700000000, kFlagSeen, 0, &a).is_ok());
+  ASSERT_TRUE(
+      um->append(inbox, "Subject: two\r\n\r\nlonger body\r\n", 1700000001, 0, 0, &b).is_ok());
+  EXPECT_EQ(a.uid, 1u);
+  EXPECT_EQ(b.uid, 2u);
+  ASSERT_TRUE(um->copy(b, archive, kFlagFlagged, 0, &c).is_ok());
+  EXPECT_EQ(c.uid, 1u);
+  EXPECT_EQ(c.blob.offset, b.blob.offset);  // a reference, not a copy of the bytes
+  ASSERT_TRUE(um->sync().is_ok());
+  EXPECT_EQ(um->usage().messages, 3u);
+  EXPECT_EQ(um->usage().bytes, 2u * b.size + a.size);
+  std::string_view bytes;
+  ASSERT_TRUE(um->read(c, true, &bytes).is_ok());
+  EXPECT_EQ(bytes, "Subject: two\r\n\r\nlonger body\r\n");
+  ASSERT_TRUE(um->expunge(inbox, 2).is_ok());
+  ASSERT_TRUE(um->sync().is_ok());
+  EXPECT_EQ(um->usage().messages, 2u);
+  um.reset();
+  auto again = open();
+  EXPECT_EQ(again->usage().messages, 2u);
+  EXPECT_EQ(again->usage().bytes, uint64_t{a.size} + b.size);
+  MailboxIndex* idx;
+  ASSERT_TRUE(again->index(archive, &idx).is_ok());
+  ASSERT_EQ(idx->records().size(), 1u);
+  EXPECT_EQ(idx->records()[0].flags, kFlagFlagged);
+  ASSERT_TRUE(again->read(idx->records()[0], true, &bytes).is_ok());
+  EXPECT_EQ(bytes, "Subject: two\r\n\r\nlonger body\r\n");
+}
+
+TEST_F(UserMailTest, MailboxesAreCreatedRenamedWithChildrenAndDeleted) {
+  auto um = open();
+  uint32_t id;
+  ASSERT_TRUE(um->create_mailbox("Work", "", &id).is_ok());
+  ASSERT_TRUE(um->create_mailbox("Work/2026", "", &id).is_ok());
+  ASSERT_TRUE(um->create_mailbox("Workshop", "", &id).is_ok());
+  EXPECT_EQ(um->create_mailbox("work", "", &id).code(), Status::Code::ok);  // names are exact
+  EXPECT_EQ(um->create_mailbox("Work", "", &id).code(), Status::Code::already_exists);
+  EXPECT_EQ(um->create_mailbox("INBOX", "", &id).code(), Status::Code::already_exists);
+  EXPECT_EQ(um->create_mailbox("Inbox", "", &id).code(), Status::Code::already_exists);
+  for (const char* bad : {"", "/x", "x/", "a//b", "a\nb"})
+    EXPECT_EQ(um->create_mailbox(bad, "", &id).code(), Status::Code::invalid) << bad;
+  ASSERT_TRUE(um->rename_mailbox("Work", "Jobs").is_ok());
+  EXPECT_NE(um->find("Jobs"), nullptr);
+  EXPECT_NE(um->find("Jobs/2026"), nullptr);
+  EXPECT_NE(um->find("Workshop"), nullptr);  // not a child: only "Work/" prefixes move
+  EXPECT_EQ(um->find("Work"), nullptr);
+  EXPECT_EQ(um->rename_mailbox("Jobs", "Jobs/Old").code(), Status::Code::invalid);
+  ASSERT_TRUE(um->delete_mailbox("Jobs").is_ok());
+  EXPECT_NE(um->find("Jobs/2026"), nullptr);  // children stay
+  EXPECT_EQ(um->delete_mailbox("INBOX").code(), Status::Code::invalid);
+  ASSERT_TRUE(um->set_subscribed("Jobs/2026", true).is_ok());
+  um.reset();
+  auto again = open();
+  EXPECT_TRUE(again->find("Jobs/2026")->subscribed);
+  EXPECT_EQ(again->find("Jobs"), nullptr);
+}
+
+TEST_F(UserMailTest, RenamingInboxMovesItsMessagesAndLeavesItEmpty) {
+  auto um = open();
+  uint32_t inbox = um->find("INBOX")->id;
+  MessageRecord a;
+  ASSERT_TRUE(um->append(inbox, "x", 0, kFlagSeen, 0, &a).is_ok());
+  ASSERT_TRUE(um->rename_mailbox("INBOX", "Old Mail").is_ok());
+  ASSERT_TRUE(um->sync().is_ok());
+  MailboxIndex *in, *old;
+  ASSERT_TRUE(um->index(inbox, &in).is_ok());
+  ASSERT_TRUE(um->index(um->find("Old Mail")->id, &old).is_ok());
+  EXPECT_TRUE(in->records().empty());
+  ASSERT_EQ(old->records().size(), 1u);
+  EXPECT_EQ(old->records()[0].flags, kFlagSeen);
+  EXPECT_EQ(um->usage().messages, 1u);
+}
+
+TEST_F(UserMailTest, UidValidityNeverRepeatsForARecreatedName) {
+  auto um = open();
+  uint32_t id;
+  ASSERT_TRUE(um->create_mailbox("Tmp", "", &id).is_ok());
+  MailboxIndex* idx;
+  ASSERT_TRUE(um->index(id, &idx).is_ok());
+  uint32_t first = idx->uidvalidity();
+  ASSERT_TRUE(um->delete_mailbox("Tmp").is_ok());
+  ASSERT_TRUE(um->create_mailbox("Tmp", "", &id).is_ok());
+  ASSERT_TRUE(um->index(id, &idx).is_ok());
+  EXPECT_GT(idx->uidvalidity(), first);
+}
+
+// The log entry reached the disk but the message bytes did not: the append was never
+// acknowledged, so after the crash it is gone, and so is everything logged after it.
+TEST_F(UserMailTest, AnAppendWhoseBytesDidNotReachTheDiskIsDroppedAtOpen) {
+  auto um = open();
+  uint32_t inbox = um->find("INBOX")->id;
+  MessageRecord a, b;
+  ASSERT_TRUE(um->append(inbox, "durable", 0, 0, 0, &a).is_ok());
+  ASSERT_TRUE(um->sync().is_ok());
+  ASSERT_TRUE(um->append(inbox, "the log made it, these bytes did not", 0, 0, 0, &b).is_ok());
+  MailboxIndex* idx;
+  ASSERT_TRUE(um->index(inbox, &idx).is_ok());
+  ASSERT_TRUE(idx->sync().is_ok());  // only the log: as if the kernel wrote its page first
+  um.reset();
+  ASSERT_TRUE(env_.crash().is_ok());
+  auto again = open();
+  ASSERT_TRUE(again->index(inbox, &idx).is_ok());
+  ASSERT_EQ(idx->records().size(), 1u);
+  EXPECT_EQ(idx->uidnext(), 2u);
+  EXPECT_EQ(again->usage().messages, 1u);
+}
+
+TEST_F(UserMailTest, AFullDiskFailsTheAppendAndHarmsNothing) {
+  auto um = open();
+  uint32_t inbox = um->find("INBOX")->id;
+  MessageRecord a, b;
+  ASSERT_TRUE(um->append(inbox, "before", 0, 0, 0, &a).is_ok());
+  ASSERT_TRUE(um->sync().is_ok());
+  env_.set_disk_full(true);
+  EXPECT_EQ(um->append(inbox, "no room", 0, 0, 0, &b).code(), Status::Code::no_space);
+  uint32_t id;
+  EXPECT_EQ(um->create_mailbox("New", "", &id).code(), Status::Code::no_space);
+  EXPECT_EQ(um->find("New"), nullptr);
+  env_.set_disk_full(false);
+  ASSERT_TRUE(um->sync().is_ok());
+  EXPECT_EQ(um->usage().messages, 1u);
+  std::string_view bytes;
+  ASSERT_TRUE(um->read(a, true, &bytes).is_ok());
+  EXPECT_EQ(bytes, "before");
+}
+
+}  // namespace
+}  // namespace ringmail
