@@ -59,7 +59,7 @@ Status MailboxIndex::create(Env* env, const std::string& dir, uint32_t mailbox_i
 
 Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
                           std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report,
-                          const BlobCheck& blob_ok) {
+                          const BlobCheck& blob_ok, bool read_only) {
   *report = IndexOpenReport{};
   std::unique_ptr<MailboxIndex> idx(new MailboxIndex(env, dir));
   std::unique_ptr<ReadFile> snap;
@@ -87,6 +87,12 @@ Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
     return Status::corrupt(dir + "/index: shorter than its record count");
   idx->records_.resize(count);
   if (count > 0) memcpy(idx->records_.data(), body.data(), count * sizeof(MessageRecord));
+  for (size_t i = 0; i < count; i++) {
+    const MessageRecord& r = idx->records_[i];
+    if (r.uid == 0 || r.uid >= idx->uidnext_ || (i > 0 && r.uid <= idx->records_[i - 1].uid) ||
+        r.modseq > idx->highest_modseq_)
+      return Status::corrupt(dir + "/index: record " + std::to_string(i) + " out of order");
+  }
   // The keyword table follows the records: for each bit in order, u16 length then the name.
   std::string_view kw = body.substr(count * sizeof(MessageRecord));
   while (!kw.empty()) {
@@ -104,6 +110,12 @@ Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
   uint64_t valid = 0;
   s = idx->replay(log_image->data(), blob_ok, report, &valid);
   if (!s.is_ok()) return s;
+  if (read_only) {
+    report->log_torn_bytes = log_image->data().size() - valid;
+    idx->failed_ = Status::invalid(dir + ": opened read-only");
+    *out = std::move(idx);
+    return Status::ok();
+  }
   s = env->open_append(dir + "/log", false, &idx->log_);
   if (!s.is_ok()) return s;
   if (idx->log_->size() != valid) {
@@ -114,6 +126,28 @@ Status MailboxIndex::open(Env* env, const std::string& dir, uint32_t mailbox_id,
   }
   *out = std::move(idx);
   return Status::ok();
+}
+
+Status MailboxIndex::rebuild(Env* env, const std::string& dir, uint32_t mailbox_id,
+                             uint32_t uidvalidity, std::vector<MessageRecord> records,
+                             std::vector<std::string> keywords) {
+  Status s = env->make_dirs(dir);
+  if (!s.is_ok()) return s;
+  MailboxIndex idx(env, dir);
+  idx.mailbox_id_ = mailbox_id;
+  idx.uidvalidity_ = uidvalidity;
+  idx.keywords_ = std::move(keywords);
+  uint64_t modseq = 0;
+  for (MessageRecord& r : records) {
+    RM_ASSERT(idx.records_.empty() || r.uid > idx.records_.back().uid);
+    r.modseq = ++modseq;
+    idx.records_.push_back(r);
+  }
+  idx.highest_modseq_ = modseq;
+  idx.uidnext_ = idx.records_.empty() ? 1 : idx.records_.back().uid + 1;
+  s = idx.checkpoint();  // the snapshot, then a fresh log
+  if (s.is_ok()) s = env->sync_dir(dir.substr(0, dir.rfind('/')));
+  return s;
 }
 
 Status MailboxIndex::replay(std::string_view log, const BlobCheck& blob_ok, IndexOpenReport* report,

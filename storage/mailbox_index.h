@@ -51,10 +51,16 @@ class MailboxIndex {
   // Opens the mailbox in `dir`: reads the snapshot and replays the log, cutting a torn tail.
   // `blob_ok`, when given, vets each replayed append: an append whose message bytes did not
   // reach the disk (see FORMAT.md, "Order of writes") ends the replay there.
+  // With `read_only` nothing is written (a torn tail is reported, not cut) and no change may
+  // be made: fsck uses it.
   using BlobCheck = std::function<bool(const MessageRecord&)>;
   static Status open(Env* env, const std::string& dir, uint32_t mailbox_id,
                      std::unique_ptr<MailboxIndex>* out, IndexOpenReport* report,
-                     const BlobCheck& blob_ok = nullptr);
+                     const BlobCheck& blob_ok = nullptr, bool read_only = false);
+  // Replaces whatever is in `dir` with a mailbox holding `records` (in UID order) and nothing
+  // else: fsck --repair rebuilds a damaged index this way.
+  static Status rebuild(Env* env, const std::string& dir, uint32_t mailbox_id, uint32_t uidvalidity,
+                        std::vector<MessageRecord> records, std::vector<std::string> keywords);
 
   uint32_t mailbox_id() const { return mailbox_id_; }
   uint32_t uidvalidity() const { return uidvalidity_; }

@@ -89,29 +89,41 @@ Status scan_segment(std::string_view file, uint32_t id,
   if (load<uint32_t>(file.data() + 12) != id)
     return Status::corrupt("segment " + segment_file_name(id) + ": header names another id");
   uint64_t pos = kSegmentHeaderBytes;
+  bool damaged = false;
   while (pos < file.size()) {
-    if (pos > UINT32_MAX) {
-      out->problem = "segment larger than 4 GiB";
-      break;
-    }
     RecordHeader h;
     std::string_view body;
-    Status s = read_record(file, static_cast<uint32_t>(pos), true, &h, &body);
-    if (!s.is_ok()) {
+    Status s = pos <= UINT32_MAX ? read_record(file, static_cast<uint32_t>(pos), true, &h, &body)
+                                 : Status::corrupt("segment larger than 4 GiB");
+    uint64_t end = s.is_ok() ? pos + padded(kRecordHeaderBytes + h.length) : 0;
+    if (s.is_ok() && end > file.size())
+      s = Status::corrupt("record at offset " + std::to_string(pos) + " lacks its padding");
+    if (s.is_ok()) {
+      if (fn) fn(static_cast<uint32_t>(pos), h, body);
+      out->records++;
+      pos = end;
+      continue;
+    }
+    if (!damaged) {
+      out->valid_bytes = pos;
       out->problem = s.message();
-      break;
+      damaged = true;
     }
-    uint64_t end = pos + padded(kRecordHeaderBytes + h.length);
-    if (end > file.size()) {
-      out->problem = "record at offset " + std::to_string(pos) + " lacks its padding";
-      break;
-    }
-    if (fn) fn(static_cast<uint32_t>(pos), h, body);
-    out->records++;
-    pos = end;
+    // A torn tail is where a crash cut the last write: nothing intact follows it. Anything else
+    // is damage in the middle; the intact records after it are still found (records start at
+    // 8-byte boundaries with a magic and carry a checksum).
+    uint64_t next = pos + 8;
+    while (next + kRecordHeaderBytes <= file.size() &&
+           (load<uint32_t>(file.data() + next) != kRecordMagic ||
+            !read_record(file, static_cast<uint32_t>(next), true, &h, &body).is_ok()))
+      next += 8;
+    if (next + kRecordHeaderBytes > file.size()) break;
+    out->damaged_bytes += next - pos;
+    pos = next;
   }
-  out->valid_bytes = pos < file.size() ? pos : file.size();
-  out->torn_bytes = file.size() - out->valid_bytes;
+  if (!damaged) out->valid_bytes = file.size();
+  out->torn_bytes = out->damaged_bytes == 0 ? file.size() - out->valid_bytes : 0;
+  if (out->damaged_bytes > 0) out->damaged_bytes = file.size() - out->valid_bytes;
   return Status::ok();
 }
 
@@ -129,6 +141,10 @@ Status SegmentWriter::open(Env* env, const std::string& dir, uint32_t id,
     if (!s.is_ok()) return s;
     s = scan_segment(image->data(), id, nullptr, scan);
     if (!s.is_ok()) return s;
+  }
+  if (scan->damaged_bytes > 0) {
+    return Status::corrupt("segment " + segment_file_name(id) + ": damaged after offset " +
+                           std::to_string(scan->valid_bytes) + "; not appending to it");
   }
   std::unique_ptr<AppendFile> file;
   Status s = env->open_append(path, false, &file);

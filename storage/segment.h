@@ -33,14 +33,15 @@ std::string segment_file_name(uint32_t id);  // "0000002a.seg"
 
 // What a scan of a segment's bytes found.
 struct SegmentScan {
-  uint64_t valid_bytes = 0;  // header plus every intact record: the recovered prefix
-  uint64_t records = 0;
-  uint64_t torn_bytes = 0;  // bytes after the prefix: a torn tail, or damage
-  std::string problem;      // why the scan stopped early, empty when it did not
+  uint64_t valid_bytes = 0;    // header plus the intact records before any problem
+  uint64_t records = 0;        // intact records, including any found after damage
+  uint64_t torn_bytes = 0;     // a torn tail after the prefix: no intact record follows
+  uint64_t damaged_bytes = 0;  // damage with intact records after it: from the prefix's end
+  std::string problem;         // the first problem, empty when there is none
 };
 
-// Walks the records of a segment image, calling `fn` for each intact one (may be null). Fails
-// only when the file header itself is wrong; a bad record ends the scan (see SegmentScan).
+// Walks the records of a segment image, calling `fn` for each intact one (may be null), also
+// those after a damaged stretch. Fails only when the file header itself is wrong.
 Status scan_segment(
     std::string_view file, uint32_t id,
     const std::function<void(uint32_t offset, const RecordHeader&, std::string_view body)>& fn,
@@ -55,7 +56,8 @@ Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHe
 class SegmentWriter {
  public:
   // Opens segment `id` in `dir`, creating it (with its header, synced) if missing, and cuts a
-  // torn tail off an existing one; `scan` says what was found.
+  // torn tail off an existing one; `scan` says what was found. A segment damaged in the middle
+  // is left as it is (Status::corrupt): the caller starts a new segment instead.
   static Status open(Env* env, const std::string& dir, uint32_t id,
                      std::unique_ptr<SegmentWriter>* out, SegmentScan* scan);
 

@@ -58,10 +58,14 @@ std::string UserMail::canonical_name(std::string_view name) {
   return out;
 }
 
-std::string UserMail::mailbox_dir(uint32_t id) const {
+std::string UserMail::mailbox_dir_name(uint32_t id) {
   char name[16];
   snprintf(name, sizeof name, "%08x", id);
-  return dir_ + "/mbox/" + name;
+  return name;
+}
+
+std::string UserMail::mailbox_dir(uint32_t id) const {
+  return dir_ + "/mbox/" + mailbox_dir_name(id);
 }
 
 UserMail::Mailbox* UserMail::find_mutable(std::string_view name) {
@@ -121,9 +125,15 @@ Status UserMail::load_list(bool* missing) {
   std::unique_ptr<ReadFile> f;
   Status s = env_->open_read(path, &f);
   if (!s.is_ok()) return s;
+  return parse_list(f->data(), path, &mailboxes_, &next_id_, &last_uidvalidity_);
+}
+
+Status UserMail::parse_list(std::string_view json, const std::string& path,
+                            std::vector<Mailbox>* mailboxes, uint32_t* next_id_out,
+                            uint32_t* last_uidvalidity) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(f->data().data(), f->data().size()).get(root))
+  if (parser.parse(json.data(), json.size()).get(root))
     return Status::corrupt(path + ": not valid JSON");
   int64_t format = 0, next_id = 0, last_uv = 0;
   simdjson::dom::array list;
@@ -133,8 +143,9 @@ Status UserMail::load_list(bool* missing) {
       root["mailboxes"].get_array().get(list) || next_id < 1 || next_id > UINT32_MAX ||
       last_uv < 0 || last_uv > UINT32_MAX)
     return Status::corrupt(path + ": missing or mistyped field");
-  next_id_ = static_cast<uint32_t>(next_id);
-  last_uidvalidity_ = static_cast<uint32_t>(last_uv);
+  *next_id_out = static_cast<uint32_t>(next_id);
+  *last_uidvalidity = static_cast<uint32_t>(last_uv);
+  mailboxes->clear();
   for (simdjson::dom::element e : list) {
     Mailbox m;
     int64_t id = 0;
@@ -148,17 +159,18 @@ Status UserMail::load_list(bool* missing) {
     m.name = std::string(name);
     m.special_use = std::string(special);
     m.subscribed = subscribed;
-    mailboxes_.push_back(std::move(m));
+    mailboxes->push_back(std::move(m));
   }
   return Status::ok();
 }
 
-Status UserMail::save_list() {
+std::string UserMail::format_list(const std::vector<Mailbox>& mailboxes, uint32_t next_id,
+                                  uint32_t last_uidvalidity) {
   std::string j = "{\"format\":" + std::to_string(kListFormat) +
-                  ",\"next_id\":" + std::to_string(next_id_) +
-                  ",\"last_uidvalidity\":" + std::to_string(last_uidvalidity_) + ",\"mailboxes\":[";
-  for (size_t i = 0; i < mailboxes_.size(); i++) {
-    const Mailbox& m = mailboxes_[i];
+                  ",\"next_id\":" + std::to_string(next_id) +
+                  ",\"last_uidvalidity\":" + std::to_string(last_uidvalidity) + ",\"mailboxes\":[";
+  for (size_t i = 0; i < mailboxes.size(); i++) {
+    const Mailbox& m = mailboxes[i];
     if (i) j += ",";
     j += "\n{\"id\":" + std::to_string(m.id) + ",\"name\":";
     json_string(&j, m.name);
@@ -167,7 +179,12 @@ Status UserMail::save_list() {
     j += m.subscribed ? ",\"subscribed\":true}" : ",\"subscribed\":false}";
   }
   j += "]}\n";
-  return env_->write_atomic(dir_ + "/mailboxes", j);
+  return j;
+}
+
+Status UserMail::save_list() {
+  return env_->write_atomic(dir_ + "/mailboxes",
+                            format_list(mailboxes_, next_id_, last_uidvalidity_));
 }
 
 Status UserMail::open_segments(OpenReport* report) {
@@ -182,6 +199,11 @@ Status UserMail::open_segments(OpenReport* report) {
   }
   SegmentScan scan;
   s = SegmentWriter::open(env_, dir_ + "/seg", active, &writer_, &scan);
+  if (s.code() == Status::Code::corrupt && scan.damaged_bytes > 0) {
+    // Damage in the middle of the last segment: leave it for fsck, write a new one.
+    report->segment_damage = s.message();
+    s = SegmentWriter::open(env_, dir_ + "/seg", active + 1, &writer_, &scan);
+  }
   if (!s.is_ok()) return s;
   report->segment_torn_bytes = scan.torn_bytes;
   writer_valid_bytes_ = writer_->size();

@@ -39,13 +39,22 @@ class UserMail {
   // What opening found and repaired, for logs and fsck.
   struct OpenReport {
     uint64_t segment_torn_bytes = 0;
-    bool created = false;  // a new user: INBOX and the special-use mailboxes were made
+    std::string segment_damage;  // the last segment is damaged mid-way: a new one was started
+    bool created = false;        // a new user: INBOX and the special-use mailboxes were made
   };
 
   // Opens the mail of the user whose directory is `user_dir`; a user without mail yet gets INBOX,
   // Sent, Drafts, Trash, Junk and Archive.
   static Status open(Env* env, const std::string& user_dir, std::unique_ptr<UserMail>* out,
                      OpenReport* report);
+
+  // Parses the mailbox list file (FORMAT.md); `path` names it in errors.
+  static Status parse_list(std::string_view json, const std::string& path,
+                           std::vector<Mailbox>* mailboxes, uint32_t* next_id,
+                           uint32_t* last_uidvalidity);
+  static std::string format_list(const std::vector<Mailbox>& mailboxes, uint32_t next_id,
+                                 uint32_t last_uidvalidity);
+  static std::string mailbox_dir_name(uint32_t id);  // "0000002a"
 
   // 1 to 1024 bytes of UTF-8 without NUL, CR or LF, no empty hierarchy level.
   static bool valid_name(std::string_view name);

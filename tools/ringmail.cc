@@ -3,15 +3,18 @@
 //   ringmail user passwd NAME [--data-dir DIR] [--iterations N]
 //   ringmail user del NAME [--data-dir DIR]
 //   ringmail user list [--data-dir DIR]
+//   ringmail fsck [--data-dir DIR] [--user NAME] [--repair]
 #include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "storage/fsck.h"
 #include "storage/user_store.h"
 
 namespace {
@@ -24,6 +27,8 @@ constexpr const char* kUsage =
     "       ringmail user passwd NAME [--data-dir DIR] [--iterations N]\n"
     "       ringmail user del NAME [--data-dir DIR]\n"
     "       ringmail user list [--data-dir DIR]\n"
+    "       ringmail fsck [--data-dir DIR] [--user NAME] [--repair]\n"
+    "fsck exits 0 when clean, 1 when it repaired everything it found, 2 when damage is left.\n"
     "The password is read from standard input (one line); on a terminal it is asked twice.\n"
     "The data directory defaults to ./var.\n";
 
@@ -80,6 +85,65 @@ bool read_password(std::string* password, std::string* error) {
   return true;
 }
 
+double seconds_since(const timespec& t0) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<double>(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+int run_fsck(const std::string& data_dir, const std::string& only_user, bool repair) {
+  UserStore store(data_dir);
+  std::vector<std::string> users;
+  if (!only_user.empty()) {
+    users.push_back(only_user);
+  } else {
+    Status s = store.list(&users);
+    if (!s.is_ok()) return fail(s.message());
+  }
+  bool tty = isatty(2);
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  uint64_t total_bytes = 0, damage = 0, repairs = 0, messages = 0;
+  double last_draw = -1;
+  for (size_t i = 0; i < users.size(); i++) {
+    const std::string& name = users[i];
+    if (!UserStore::valid_name(name)) return fail("invalid user name '" + name + "'", 2);
+    ringmail::FsckResult r;
+    auto progress = [&](uint64_t bytes) {
+      double now = seconds_since(t0);
+      if (!tty || now - last_draw < 0.1) return;
+      last_draw = now;
+      fprintf(stderr, "\rfsck: user %zu of %zu, %.1f MB checked ", i + 1, users.size(),
+              static_cast<double>(total_bytes + bytes) / 1e6);
+    };
+    Status s =
+        ringmail::fsck_user(ringmail::Env::posix(), store.user_dir(name), repair, &r, progress);
+    if (tty) fputs("\r\033[K", stderr);
+    if (!s.is_ok()) {
+      printf("%s: cannot check: %s\n", name.c_str(), s.message().c_str());
+      damage++;
+      continue;
+    }
+    total_bytes += r.segment_bytes;
+    messages += r.messages;
+    for (const std::string& d : r.damage) printf("%s: DAMAGE %s\n", name.c_str(), d.c_str());
+    for (const std::string& n : r.repairs) printf("%s: repaired: %s\n", name.c_str(), n.c_str());
+    for (const std::string& n : r.notes) printf("%s: note: %s\n", name.c_str(), n.c_str());
+    damage += r.damage.size();
+    repairs += r.repairs.size();
+  }
+  double secs = seconds_since(t0);
+  printf(
+      "fsck: %zu users, %llu messages, %.1f MB of segments checked in %.2f s (%.0f MB/s); "
+      "%llu repaired, %llu damaged\n",
+      users.size(), static_cast<unsigned long long>(messages),
+      static_cast<double>(total_bytes) / 1e6, secs,
+      secs > 0 ? static_cast<double>(total_bytes) / 1e6 / secs : 0.0,
+      static_cast<unsigned long long>(repairs), static_cast<unsigned long long>(damage));
+  if (damage > 0) return 2;
+  return repairs > 0 ? 1 : 0;
+}
+
 int exit_for(const Status& s) {
   if (s.is_ok()) return 0;
   return fail(s.message(), s.code() == Status::Code::io_error ? 1 : 3);
@@ -92,12 +156,18 @@ int main(int argc, char** argv) {
   std::string data_dir = "./var";
   uint32_t iterations = UserStore::kDefaultIterations;
   std::vector<std::string> words;
+  std::string only_user;
+  bool repair = false;
   for (size_t i = 0; i < args.size(); i++) {
     if (args[i] == "--help" || args[i] == "-h") {
       fputs(kUsage, stdout);
       return 0;
     } else if (args[i] == "--data-dir" && i + 1 < args.size()) {
       data_dir = args[++i];
+    } else if (args[i] == "--user" && i + 1 < args.size()) {
+      only_user = args[++i];
+    } else if (args[i] == "--repair") {
+      repair = true;
     } else if (args[i] == "--iterations" && i + 1 < args.size()) {
       char* end = nullptr;
       unsigned long v = strtoul(args[++i].c_str(), &end, 10);
@@ -110,6 +180,7 @@ int main(int argc, char** argv) {
       words.push_back(args[i]);
     }
   }
+  if (words.size() == 1 && words[0] == "fsck") return run_fsck(data_dir, only_user, repair);
   if (words.size() < 2 || words[0] != "user") return usage("expected a command");
   UserStore store(data_dir);
   const std::string& cmd = words[1];

@@ -6,6 +6,8 @@
 //   crash_driver dump DIR               opens the store as after a crash and prints what is there
 //                                       ("R mailbox uid flags size seed"), checking every
 //                                       message's bytes; "DAMAGE ..." for anything wrong.
+//   crash_driver fsck DIR               runs fsck (no repair) and prints what it found; exit 0
+//                                       when there is no damage (notes are allowed).
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/fsck.h"
 #include "storage/user_mail.h"
 
 namespace ringmail {
@@ -144,6 +147,19 @@ int dump(const std::string& dir) {
   return 0;
 }
 
+int fsck(const std::string& dir) {
+  FsckResult r;
+  Status s = fsck_user(Env::posix(), dir, false, &r);
+  if (!s.is_ok()) {
+    printf("DAMAGE fsck: %s\n", s.message().c_str());
+    return 1;
+  }
+  for (const std::string& d : r.damage) printf("DAMAGE %s\n", d.c_str());
+  for (const std::string& n : r.notes) printf("NOTE %s\n", n.c_str());
+  printf("CHECKED %llu messages\n", static_cast<unsigned long long>(r.messages));
+  return r.damage.empty() ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace ringmail
 
@@ -151,6 +167,7 @@ int main(int argc, char** argv) {
   if (argc == 5 && strcmp(argv[1], "run") == 0)
     return ringmail::run(argv[2], strtoull(argv[3], nullptr, 10), atof(argv[4]));
   if (argc == 3 && strcmp(argv[1], "dump") == 0) return ringmail::dump(argv[2]);
-  fprintf(stderr, "usage: crash_driver run DIR SEED SECONDS | crash_driver dump DIR\n");
+  if (argc == 3 && strcmp(argv[1], "fsck") == 0) return ringmail::fsck(argv[2]);
+  fprintf(stderr, "usage: crash_driver run DIR SEED SECONDS | dump DIR | fsck DIR\n");
   return 2;
 }

@@ -1,7 +1,7 @@
 """Crash test of the store: crash_driver makes random changes (append, flags, copy, expunge) and
-is killed with SIGKILL at random moments; after each kill the store is reopened and must hold
-every acknowledged change, and of the changes not yet acknowledged only a prefix per mailbox
-(nothing half-visible), with every message's bytes intact.
+is killed with SIGKILL at random moments. After each kill fsck must find no damage; then the
+store is reopened and must hold every acknowledged change, and of the changes not yet
+acknowledged only a prefix per mailbox (nothing half-visible), with every message's bytes intact.
 
 RINGMAIL_CRASH_CYCLES sets the number of kill cycles (default 40); the closing note reports a
 long run. Every cycle is bounded in time.
@@ -92,6 +92,8 @@ class StorageCrashTest(unittest.TestCase):
         p.wait(timeout=30)
         reader.join(timeout=30)
         err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
         self.assertEqual(p.returncode, -signal.SIGKILL, err)
         acked, pending = [], []
         for line in lines:
@@ -118,6 +120,9 @@ class StorageCrashTest(unittest.TestCase):
             for box in state:
                 after_ack.setdefault(box, state[box])
             pending_effects = resolve(pending, after_ack)
+            fsck = subprocess.run([DRIVER, "fsck", self.dir], capture_output=True, text=True,
+                                  timeout=120)
+            self.assertEqual(fsck.returncode, 0, f"cycle {cycle}: fsck: {fsck.stdout}")
             actual, usage = self.dump()
             for box in set(actual) | set(after_ack) | set(pending_effects):
                 have = actual.get(box, {})

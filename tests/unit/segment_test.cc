@@ -88,6 +88,39 @@ TEST(Segment, ACorruptByteIsCaughtByTheChecksum) {
   EXPECT_EQ(read_record(image, 1u << 30, true, &h, &body).code(), Status::Code::corrupt);
 }
 
+// Damage in the middle is not a torn tail: the records after it are still found, and the writer
+// refuses to append to (or cut) the segment.
+TEST(Segment, DamageInTheMiddleKeepsTheRecordsAfterIt) {
+  TempDir dir;
+  std::string path = dir.path() + "/" + segment_file_name(1);
+  std::unique_ptr<SegmentWriter> w;
+  SegmentScan scan;
+  ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());
+  BlobRef a, b, c;
+  ASSERT_TRUE(w->append(1, 1, 0, "first", &a).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "second, to be damaged", &b).is_ok());
+  ASSERT_TRUE(w->append(1, 3, 0, "third", &c).is_ok());
+  uint64_t size = w->size();
+  w.reset();
+  std::string image = read_file(path);
+  image[b.offset + 45] ^= 1;
+  {
+    FILE* f = fopen(path.c_str(), "wb");
+    fwrite(image.data(), 1, image.size(), f);
+    fclose(f);
+  }
+  auto found = scan_all(image, 1, &scan);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[1].body, "third");
+  EXPECT_EQ(found[1].offset, c.offset);
+  EXPECT_EQ(scan.valid_bytes, b.offset);
+  EXPECT_EQ(scan.damaged_bytes, size - b.offset);
+  EXPECT_EQ(scan.torn_bytes, 0u);
+  Status s = SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan);
+  EXPECT_EQ(s.code(), Status::Code::corrupt);
+  EXPECT_EQ(read_file(path).size(), size);  // nothing was cut
+}
+
 TEST(Segment, ABadFileHeaderIsRefused) {
   TempDir dir;
   std::unique_ptr<SegmentWriter> w;
