@@ -18,7 +18,13 @@ constexpr uint64_t kLogHeaderBytes = 24;
 constexpr uint32_t kEntryMagic = 0x31474f4c;  // "LOG1"
 constexpr uint64_t kEntryHeaderBytes = 16;
 
-enum LogType : uint16_t { kLogAppend = 1, kLogFlags = 2, kLogExpunge = 3, kLogKeyword = 4 };
+enum LogType : uint16_t {
+  kLogAppend = 1,
+  kLogFlags = 2,
+  kLogExpunge = 3,
+  kLogKeyword = 4,
+  kLogRelocate = 5,
+};
 
 template <typename T>
 T load(const char* p) {
@@ -239,6 +245,14 @@ bool MailboxIndex::apply(uint16_t type, std::string_view payload) {
       highest_modseq_ = modseq;
       return true;
     }
+    case kLogRelocate: {
+      if (payload.size() != 12) return false;
+      int64_t i = find(load<uint32_t>(payload.data()));
+      if (i < 0) return false;
+      records_[i].blob.segment = load<uint32_t>(payload.data() + 4);
+      records_[i].blob.offset = load<uint32_t>(payload.data() + 8);
+      return true;
+    }
     case kLogKeyword: {
       if (payload.empty() || static_cast<uint8_t>(payload[0]) != keywords_.size() ||
           keywords_.size() >= kKeywordsMax)
@@ -299,6 +313,15 @@ Status MailboxIndex::set_flags(uint32_t uid, uint32_t flags, uint64_t keywords, 
   Status s = write_log(kLogFlags, p);
   if (s.is_ok()) *modseq = highest_modseq_;
   return s;
+}
+
+Status MailboxIndex::relocate(uint32_t uid, BlobRef blob) {
+  if (find(uid) < 0) return Status::not_found("no message with UID " + std::to_string(uid));
+  std::string p;
+  put<uint32_t>(&p, uid);
+  put<uint32_t>(&p, blob.segment);
+  put<uint32_t>(&p, blob.offset);
+  return write_log(kLogRelocate, p);
 }
 
 Status MailboxIndex::expunge(uint32_t uid) {

@@ -77,6 +77,9 @@ class MailboxIndex {
   // Sets a message's flags and keywords; returns its new MODSEQ in *modseq.
   Status set_flags(uint32_t uid, uint32_t flags, uint64_t keywords, uint64_t* modseq);
   Status expunge(uint32_t uid);
+  // Points a message at a copy of its bytes elsewhere (compaction). Not a change a client sees:
+  // it takes no MODSEQ.
+  Status relocate(uint32_t uid, BlobRef blob);
   // The bit of keyword `name`, defining it if new. False when all 64 are taken.
   Status keyword_bit(const std::string& name, unsigned* bit);
   // Makes every change so far durable. After one failure it fails for good: the kernel may have

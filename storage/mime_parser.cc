@@ -89,12 +89,24 @@ enum Field : uint8_t {
 };
 constexpr Field kLastMimeField = kContentMd5;
 
-constexpr std::string_view kFieldNames[kFieldCount] = {
-    "content-type",     "content-transfer-encoding", "content-id", "content-description",
-    "content-disposition", "content-language",       "content-location", "content-md5",
-    "date",             "subject",                   "from",       "sender",
-    "reply-to",         "to",                        "cc",         "bcc",
-    "in-reply-to",      "message-id"};
+constexpr std::string_view kFieldNames[kFieldCount] = {"content-type",
+                                                       "content-transfer-encoding",
+                                                       "content-id",
+                                                       "content-description",
+                                                       "content-disposition",
+                                                       "content-language",
+                                                       "content-location",
+                                                       "content-md5",
+                                                       "date",
+                                                       "subject",
+                                                       "from",
+                                                       "sender",
+                                                       "reply-to",
+                                                       "to",
+                                                       "cc",
+                                                       "bcc",
+                                                       "in-reply-to",
+                                                       "message-id"};
 
 int field_id(std::string_view name) {
   for (int i = 0; i < kFieldCount; i++)
@@ -119,8 +131,8 @@ enum Const : uint8_t {
   kConstCount
 };
 constexpr std::string_view kConstText[kConstCount] = {
-    "text",        "plain",           "charset",         "us-ascii", "7bit", "message", "rfc822",
-    "application", "octet-stream",    "MISSING_MAILBOX", "MISSING_DOMAIN", ""};
+    "text",   "plain",       "charset",      "us-ascii",        "7bit",           "message",
+    "rfc822", "application", "octet-stream", "MISSING_MAILBOX", "MISSING_DOMAIN", ""};
 
 // A scanner over one header field's value (folds included): tokens, quoted strings, comments.
 class Lexer {
@@ -194,14 +206,20 @@ class Lexer {
 
 struct Cursor {
   uint32_t pos = 0;
-  uint32_t lfs = 0;  // LF octets before pos
+  uint32_t lfs = 0;              // LF octets before pos
+  bool after_delimiter = false;  // pos starts the line after a delimiter line
 };
 
-// Where a body scan stopped: at a delimiter line of an enclosing multipart (level indexes the
-// boundary stack), or at the end of the message (level -1, line = message size).
+// Where a scan stopped: at a delimiter line of an enclosing multipart (level indexes the boundary
+// stack), or at the end of the message (level -1).
+//
+// Every range that runs into the stop ends at `end`, whatever its nesting, so a part always lies
+// within its parent. `end` is before the line end that precedes the delimiter line, which
+// belongs to the delimiter (RFC 2046 section 5.1.1), unless that line end already ended the
+// previous delimiter line ("--inner--" CRLF "--outer"): then `end` is the delimiter line itself.
+// A range that starts after `end` is empty.
 struct Stop {
-  uint32_t line = 0;
-  uint32_t line_lfs = 0;
+  Cursor end;
   int level = -1;
   bool close = false;  // "--boundary--"
   Cursor after;        // the first line after the delimiter line
@@ -215,7 +233,7 @@ struct FieldRange {
 
 struct Header {
   FieldRange fields[kFieldCount];
-  Cursor end;  // after the blank line, or at a delimiter line, or at the end of the message
+  Cursor end;  // after the blank line, or where a delimiter line stopped it, or at the end
 };
 
 struct Token {
@@ -361,8 +379,8 @@ class ParseRun {
       stop = scan_body(body);
     }
     MimePart& p = out_->parts[idx];
-    p.body_length = body_end(stop, body.pos) - body.pos;
-    p.body_lines = stop.line_lfs - body.lfs - (stop.level >= 0 && stop.line > body.pos ? 1 : 0);
+    p.body_length = range_end(stop, body) - body.pos;
+    p.body_lines = body.pos < stop.end.pos ? stop.end.lfs - body.lfs : 0;
     p.subtree_parts = static_cast<uint32_t>(out_->parts.size()) - idx;
     return stop;
   }
@@ -388,7 +406,7 @@ class ParseRun {
     // BODYSTRUCTURE needs at least one child: a multipart without any gets an empty text part,
     // as Dovecot does.
     if (children == 0) {
-      add_placeholder(body_end(stop, body.pos));
+      add_placeholder(range_end(stop, body));
       children = 1;
     }
     out_->parts[idx].child_count = children;
@@ -432,29 +450,29 @@ class ParseRun {
     // may extend an outer one.
     for (int level = static_cast<int>(s_->boundaries.size()) - 1; level >= 0; level--) {
       MimeString b = s_->boundaries[level];
-      if (n_ - pos - 2 >= b.length && memcmp(m_ + pos + 2, out_->text.data() + b.offset, b.length) == 0)
+      if (n_ - pos - 2 >= b.length &&
+          memcmp(m_ + pos + 2, out_->text.data() + b.offset, b.length) == 0)
         return level;
     }
     return -1;
   }
 
-  Stop delimiter_stop(uint32_t line, uint32_t lfs, int level) const {
+  Stop delimiter_stop(uint32_t line, uint32_t lfs, int level, bool bare) const {
     Stop s;
-    s.line = line;
-    s.line_lfs = lfs;
     s.level = level;
+    s.end = Cursor{line, lfs};
+    if (!bare && line > 0) s.end = Cursor{line >= 2 && m_[line - 2] == '\r' ? line - 2 : line - 1, lfs - 1};
     uint32_t q = line + 2 + s_->boundaries[level].length;
     s.close = n_ - q >= 2 && m_[q] == '-' && m_[q + 1] == '-';
     const char* nl = static_cast<const char*>(memchr(m_ + q, '\n', n_ - q));
-    s.after = nl ? Cursor{static_cast<uint32_t>(nl - m_) + 1, lfs + 1} : Cursor{n_, lfs};
+    s.after = nl ? Cursor{static_cast<uint32_t>(nl - m_) + 1, lfs + 1, true} : Cursor{n_, lfs, true};
     return s;
   }
 
   Stop end_stop(Cursor from) const { return stop_at_end(from.lfs + count_lf(m_ + from.pos, m_ + n_)); }
   Stop stop_at_end(uint32_t lfs) const {
     Stop s;
-    s.line = n_;
-    s.line_lfs = lfs;
+    s.end = Cursor{n_, lfs};
     return s;
   }
 
@@ -465,7 +483,7 @@ class ParseRun {
     uint32_t lfs = at.lfs;
     for (;;) {
       int level = delimiter_level(pos);
-      if (level >= 0) return delimiter_stop(pos, lfs, level);
+      if (level >= 0) return delimiter_stop(pos, lfs, level, pos == at.pos && at.after_delimiter);
       const char* nl = static_cast<const char*>(memchr(m_ + pos, '\n', n_ - pos));
       if (!nl) return stop_at_end(lfs);
       lfs++;
@@ -473,28 +491,29 @@ class ParseRun {
     }
   }
 
-  // The end of a body that stops at `s`: the line end before a delimiter belongs to the
-  // delimiter (RFC 2046 section 5.1.1).
-  uint32_t body_end(const Stop& s, uint32_t body_start) const {
-    if (s.level < 0) return n_;
-    if (s.line <= body_start) return body_start;
-    uint32_t e = s.line - 1;
-    RM_ASSERT(m_[e] == '\n');
-    return e > body_start && m_[e - 1] == '\r' ? e - 1 : e;
-  }
+  static uint32_t range_end(const Stop& s, Cursor start) { return std::max(start.pos, s.end.pos); }
 
   void scan_header(Cursor at, bool check_delimiters, bool message_header, Header* h) const {
     uint32_t pos = at.pos;
     uint32_t lfs = at.lfs;
     FieldRange* current = nullptr;  // the field a continuation line extends
+    h->end = at;
     while (pos < n_) {
-      if (check_delimiters && delimiter_level(pos) >= 0) break;
+      if (check_delimiters && delimiter_level(pos) >= 0) {
+        // The header ends where the body that runs into this delimiter would: see Stop.
+        if (pos > at.pos) h->end = delimiter_stop(pos, lfs, delimiter_level(pos), false).end;
+        return;
+      }
       const char* nl = static_cast<const char*>(memchr(m_ + pos, '\n', n_ - pos));
       uint32_t line_end = nl ? static_cast<uint32_t>(nl - m_) : n_;
       uint32_t next = nl ? line_end + 1 : n_;
       uint32_t content_end = line_end > pos && m_[line_end - 1] == '\r' ? line_end - 1 : line_end;
-      if (content_end == pos) {  // the blank line: part of the header
-        h->end = Cursor{next, lfs + (nl ? 1u : 0u)};
+      if (content_end == pos) {
+        // The blank line is part of the header, unless a delimiter line follows: then its line
+        // end is the delimiter's.
+        h->end = check_delimiters && next < n_ && delimiter_level(next) >= 0
+                     ? Cursor{pos, lfs}
+                     : Cursor{next, lfs + (nl ? 1u : 0u)};
         return;
       }
       if (m_[pos] == ' ' || m_[pos] == '\t') {
@@ -504,7 +523,8 @@ class ParseRun {
         const char* colon = static_cast<const char*>(memchr(m_ + pos, ':', content_end - pos));
         if (colon) {
           std::string_view name(m_ + pos, colon - (m_ + pos));
-          while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+          while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+            name.remove_suffix(1);
           int id = field_id(name);
           // The first occurrence counts (RFC 5322 allows one of each of these).
           if (id >= 0 && (message_header || id <= kLastMimeField) && !h->fields[id].present) {
@@ -536,7 +556,8 @@ class ParseRun {
     std::string_view subtype = view(p.subtype);
     if (iequals(type, "multipart")) {
       p.kind = MimeKind::multipart;
-    } else if (iequals(type, "message") && (iequals(subtype, "rfc822") || iequals(subtype, "global"))) {
+    } else if (iequals(type, "message") &&
+               (iequals(subtype, "rfc822") || iequals(subtype, "global"))) {
       p.kind = MimeKind::message;
     } else if (iequals(type, "text")) {
       p.kind = MimeKind::text;
@@ -985,13 +1006,17 @@ class ParseRun {
     push_address(name, adl, or_const(mailbox, kMissingMailbox), or_const(host, kMissingDomain));
   }
 
-  // dot-atom or domain-literal, white space and comments dropped.
+  // dot-atom or domain-literal, white space and comments dropped. An atom must start the domain
+  // or follow a dot: in "a@b.c d@e.f" the domain is "b.c".
   MimeString domain(Lexer* lx, std::string_view* comment) {
     uint32_t start = mark();
+    bool want_atom = true;
     for (;;) {
       lx->skip_cfws(comment);
       if (lx->done()) break;
       unsigned char c = lx->peek();
+      if (c != '.' && !want_atom) break;
+      want_atom = c == '.';
       if (c == '[') {
         const char* p = lx->pos();
         while (p < lx->end() && *p != ']') {
@@ -1090,9 +1115,7 @@ bool find_mime_section(const MimeInfo& info, std::span<const uint32_t> path, Mim
       if (part == UINT32_MAX) return false;
     }
     MimeKind kind = info.parts[part].kind;
-    node = kind == MimeKind::message     ? part + 1
-           : kind == MimeKind::multipart ? part
-                                         : UINT32_MAX;
+    node = kind == MimeKind::message ? part + 1 : kind == MimeKind::multipart ? part : UINT32_MAX;
     node_is_message = kind == MimeKind::message;
   }
   const MimePart& p = info.parts[part];

@@ -69,8 +69,6 @@ class SegmentWriter {
   Status sync();
   uint32_t id() const { return id_; }
   uint64_t size() const { return file_->size(); }
-  // True once the segment should be sealed: the next message goes to a new segment.
-  bool full() const { return file_->size() >= kSegmentBytesMax; }
 
  private:
   SegmentWriter(uint32_t id, std::unique_ptr<AppendFile> file) : id_(id), file_(std::move(file)) {}

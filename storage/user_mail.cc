@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "core/assert.h"
 
@@ -363,7 +364,7 @@ Status UserMail::append(uint32_t mailbox_id, std::string_view message, int64_t i
   MailboxIndex* idx;
   Status s = index(mailbox_id, &idx);
   if (!s.is_ok()) return s;
-  if (writer_->full()) {
+  if (writer_->size() >= segment_bytes_max_) {
     s = roll_segment();
     if (!s.is_ok()) return s;
   }
@@ -418,23 +419,120 @@ Status UserMail::expunge(uint32_t mailbox_id, uint32_t uid) {
   return Status::ok();
 }
 
-Status UserMail::read(const MessageRecord& rec, bool verify, std::string_view* message) {
-  auto it = readers_.find(rec.blob.segment);
-  uint64_t end = uint64_t{rec.blob.offset} + kRecordHeaderBytes + rec.size;
+Status UserMail::map_record(BlobRef blob, uint64_t size, bool verify, RecordHeader* header,
+                            std::string_view* bytes) {
+  auto it = readers_.find(blob.segment);
+  uint64_t end = uint64_t{blob.offset} + kRecordHeaderBytes + size;
   if (it == readers_.end() || it->second->data().size() < end) {
     // First read of this segment, or the active one grew past its mapping: map it (again).
     std::unique_ptr<ReadFile> f;
-    Status s = env_->open_read(dir_ + "/seg/" + segment_file_name(rec.blob.segment), &f);
+    Status s = env_->open_read(dir_ + "/seg/" + segment_file_name(blob.segment), &f);
     if (!s.is_ok()) return s;
     // Views handed out from the old mapping stay valid: it is retired, not unmapped.
     if (it != readers_.end()) retired_readers_.push_back(std::move(it->second));
-    it = readers_.insert_or_assign(rec.blob.segment, std::move(f)).first;
+    it = readers_.insert_or_assign(blob.segment, std::move(f)).first;
   }
-  RecordHeader h;
-  Status s = read_record(it->second->data(), rec.blob.offset, verify, &h, message);
+  Status s = read_record(it->second->data(), blob.offset, verify, header, bytes);
   if (!s.is_ok()) return s;
-  if (h.length != rec.size) return Status::corrupt("message size differs from its index record");
+  if (header->length != size) return Status::corrupt("message size differs from its index record");
   return Status::ok();
+}
+
+Status UserMail::read(const MessageRecord& rec, bool verify, std::string_view* message) {
+  RecordHeader h;
+  return map_record(rec.blob, rec.size, verify, &h, message);
+}
+
+Status UserMail::compact(double garbage_min, CompactResult* result) {
+  *result = CompactResult{};
+  Status s = sync();
+  if (!s.is_ok()) return s;
+  // Every live reference, per segment: (offset -> size).
+  std::map<uint32_t, std::map<uint32_t, uint32_t>> live;
+  for (const Mailbox& m : mailboxes_) {
+    MailboxIndex* idx;
+    s = index(m.id, &idx);
+    if (!s.is_ok()) return s;
+    for (const MessageRecord& r : idx->records()) live[r.blob.segment][r.blob.offset] = r.size;
+  }
+  std::vector<std::string> names;
+  s = env_->list_dir(dir_ + "/seg", &names);
+  if (!s.is_ok()) return s;
+  std::vector<uint32_t> victims;
+  std::map<uint32_t, uint64_t> garbage;
+  for (const std::string& n : names) {
+    unsigned id = 0;
+    if (n.size() != 12 || n.substr(8) != ".seg" || sscanf(n.c_str(), "%8x", &id) != 1 ||
+        id >= writer_->id())
+      continue;  // only sealed segments
+    std::unique_ptr<ReadFile> f;
+    s = env_->open_read(dir_ + "/seg/" + n, &f);
+    if (!s.is_ok()) return s;
+    uint64_t live_bytes = kSegmentHeaderBytes;
+    for (const auto& [off, size] : live[id]) live_bytes += (kRecordHeaderBytes + size + 7) & ~7ull;
+    uint64_t total = f->data().size();
+    if (total > live_bytes && static_cast<double>(total - live_bytes) >= garbage_min * total) {
+      victims.push_back(id);
+      garbage[id] = total - live_bytes;
+    }
+  }
+  // Copy the live records of the victims; a damaged one keeps its whole segment alive.
+  std::map<std::pair<uint32_t, uint32_t>, BlobRef> moved;
+  for (uint32_t id : std::vector<uint32_t>(victims)) {
+    std::map<std::pair<uint32_t, uint32_t>, BlobRef> from_this;
+    for (const auto& [off, size] : live[id]) {
+      RecordHeader h;
+      std::string_view bytes;
+      s = map_record({id, off}, size, true, &h, &bytes);
+      if (!s.is_ok()) {
+        result->skipped.push_back(segment_file_name(id) + ": " + s.message());
+        victims.erase(std::find(victims.begin(), victims.end(), id));
+        from_this.clear();
+        break;
+      }
+      if (writer_->size() >= segment_bytes_max_) {
+        s = roll_segment();
+        if (!s.is_ok()) return s;
+      }
+      BlobRef to;
+      s = writer_->append(h.mailbox, h.uid, h.internal_date, bytes, &to);
+      if (!s.is_ok()) return s;
+      segment_dirty_ = true;
+      from_this[{id, off}] = to;
+    }
+    moved.insert(from_this.begin(), from_this.end());
+    result->records_moved += from_this.size();
+  }
+  if (victims.empty()) return Status::ok();
+  s = sync();  // the copies are durable before any index names them
+  if (!s.is_ok()) return s;
+  for (auto& [id, idx] : indexes_) {
+    bool changed = false;
+    for (const MessageRecord& r : std::vector<MessageRecord>(idx->records())) {
+      auto it = moved.find({r.blob.segment, r.blob.offset});
+      if (it == moved.end()) continue;
+      s = idx->relocate(r.uid, it->second);
+      if (!s.is_ok()) return s;
+      changed = true;
+    }
+    if (changed) {
+      s = idx->checkpoint();  // durable, and the log stays short
+      if (!s.is_ok()) return s;
+    }
+  }
+  // Every index now names the copies, durably: the old segments can go.
+  for (uint32_t id : victims) {
+    auto r = readers_.find(id);
+    if (r != readers_.end()) {
+      retired_readers_.push_back(std::move(r->second));
+      readers_.erase(r);
+    }
+    s = env_->remove(dir_ + "/seg/" + segment_file_name(id));
+    if (!s.is_ok()) return s;
+    result->segments_rewritten++;
+    result->bytes_freed += garbage[id];
+  }
+  return env_->sync_dir(dir_ + "/seg");
 }
 
 Status UserMail::sync() {

@@ -91,12 +91,29 @@ class UserMail {
 
   Usage usage() const { return usage_; }
 
+  struct CompactResult {
+    uint64_t segments_rewritten = 0;
+    uint64_t records_moved = 0;
+    uint64_t bytes_freed = 0;
+    std::vector<std::string> skipped;  // segments left alone, and why
+  };
+  // Rewrites every sealed segment in which at least `garbage_min` of the bytes belong to no
+  // message any more: its live records are copied to the active segment, the indexes are
+  // pointed at the copies and made durable, and only then is the old segment deleted. A crash at
+  // any step loses nothing: every index always names bytes that exist.
+  Status compact(double garbage_min, CompactResult* result);
+
+  // Segments are sealed at this size (tests use small ones).
+  void set_segment_bytes_max(uint64_t bytes) { segment_bytes_max_ = bytes; }
+
  private:
   UserMail(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status load_list(bool* missing);
   Status save_list();
   Status open_segments(OpenReport* report);
   Status roll_segment();
+  Status map_record(BlobRef blob, uint64_t size, bool verify, RecordHeader* header,
+                    std::string_view* bytes);
   std::string mailbox_dir(uint32_t id) const;
   Mailbox* find_mutable(std::string_view name);
   uint32_t next_uidvalidity();
@@ -114,6 +131,7 @@ class UserMail {
   bool segment_dirty_ = false;
   std::set<uint32_t> dirty_indexes_;
   Usage usage_;
+  uint64_t segment_bytes_max_ = kSegmentBytesMax;
 };
 
 }  // namespace ringmail

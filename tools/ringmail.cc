@@ -4,6 +4,9 @@
 //   ringmail user del NAME [--data-dir DIR]
 //   ringmail user list [--data-dir DIR]
 //   ringmail fsck [--data-dir DIR] [--user NAME] [--repair]
+//   ringmail compact [--data-dir DIR] [--user NAME]
+#include <fcntl.h>
+#include <sys/file.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "storage/fsck.h"
+#include "storage/user_mail.h"
 #include "storage/user_store.h"
 
 namespace {
@@ -28,6 +32,7 @@ constexpr const char* kUsage =
     "       ringmail user del NAME [--data-dir DIR]\n"
     "       ringmail user list [--data-dir DIR]\n"
     "       ringmail fsck [--data-dir DIR] [--user NAME] [--repair]\n"
+    "       ringmail compact [--data-dir DIR] [--user NAME]\n"
     "fsck exits 0 when clean, 1 when it repaired everything it found, 2 when damage is left.\n"
     "The password is read from standard input (one line); on a terminal it is asked twice.\n"
     "The data directory defaults to ./var.\n";
@@ -144,6 +149,54 @@ int run_fsck(const std::string& data_dir, const std::string& only_user, bool rep
   return repairs > 0 ? 1 : 0;
 }
 
+// Offline compaction: the server must not be running on the data directory meanwhile.
+int run_compact(const std::string& data_dir, const std::string& only_user) {
+  std::string lock_path = data_dir + "/ringmaild.lock";
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return fail("ringmaild is running on " + data_dir + " (or " + lock_path +
+                    " cannot be locked): stop it first",
+                2);
+  UserStore store(data_dir);
+  std::vector<std::string> users;
+  if (!only_user.empty()) {
+    users.push_back(only_user);
+  } else {
+    Status s = store.list(&users);
+    if (!s.is_ok()) return fail(s.message());
+  }
+  uint64_t segments = 0, freed = 0;
+  int rc = 0;
+  for (const std::string& name : users) {
+    if (!UserStore::valid_name(name)) return fail("invalid user name '" + name + "'", 2);
+    std::string dir = store.user_dir(name);
+    if (!ringmail::Env::posix()->exists(dir + "/mailboxes")) continue;  // no mail yet
+    std::unique_ptr<ringmail::UserMail> um;
+    ringmail::UserMail::OpenReport report;
+    ringmail::UserMail::CompactResult r;
+    Status s = ringmail::UserMail::open(ringmail::Env::posix(), dir, &um, &report);
+    if (s.is_ok()) s = um->compact(0.25, &r);
+    if (!s.is_ok()) {
+      printf("%s: cannot compact: %s\n", name.c_str(), s.message().c_str());
+      rc = 1;
+      continue;
+    }
+    for (const std::string& why : r.skipped) printf("%s: skipped %s\n", name.c_str(), why.c_str());
+    if (r.segments_rewritten > 0) {
+      printf("%s: %llu segments rewritten, %llu records moved, %.1f MB freed\n", name.c_str(),
+             static_cast<unsigned long long>(r.segments_rewritten),
+             static_cast<unsigned long long>(r.records_moved),
+             static_cast<double>(r.bytes_freed) / 1e6);
+    }
+    segments += r.segments_rewritten;
+    freed += r.bytes_freed;
+  }
+  printf("compact: %zu users, %llu segments rewritten, %.1f MB freed\n", users.size(),
+         static_cast<unsigned long long>(segments), static_cast<double>(freed) / 1e6);
+  close(lock_fd);
+  return rc;
+}
+
 int exit_for(const Status& s) {
   if (s.is_ok()) return 0;
   return fail(s.message(), s.code() == Status::Code::io_error ? 1 : 3);
@@ -181,6 +234,7 @@ int main(int argc, char** argv) {
     }
   }
   if (words.size() == 1 && words[0] == "fsck") return run_fsck(data_dir, only_user, repair);
+  if (words.size() == 1 && words[0] == "compact") return run_compact(data_dir, only_user);
   if (words.size() < 2 || words[0] != "user") return usage("expected a command");
   UserStore store(data_dir);
   const std::string& cmd = words[1];

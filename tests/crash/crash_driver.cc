@@ -6,6 +6,8 @@
 //   crash_driver dump DIR               opens the store as after a crash and prints what is there
 //                                       ("R mailbox uid flags size seed"), checking every
 //                                       message's bytes; "DAMAGE ..." for anything wrong.
+//   crash_driver compact DIR            compacts (any garbage at all), printing "DONE" at the end;
+//                                       killed at random moments too.
 //   crash_driver fsck DIR               runs fsck (no repair) and prints what it found; exit 0
 //                                       when there is no damage (notes are allowed).
 #include <unistd.h>
@@ -22,6 +24,8 @@
 
 namespace ringmail {
 namespace {
+
+constexpr uint64_t kTestSegmentBytes = 256 << 10;
 
 // A message whose bytes say which seed made it, so dump can check them.
 std::string message_for(uint64_t seed, size_t len) {
@@ -52,6 +56,7 @@ int run(const std::string& dir, uint64_t seed, double seconds) {
     fprintf(stderr, "open: %s\n", s.message().c_str());
     return 2;
   }
+  um->set_segment_bytes_max(kTestSegmentBytes);  // many sealed segments for compaction
   uint32_t boxes[2] = {um->find("INBOX")->id, um->find("Archive")->id};
   std::mt19937_64 rng(seed);
   auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -147,6 +152,21 @@ int dump(const std::string& dir) {
   return 0;
 }
 
+int compact(const std::string& dir) {
+  std::unique_ptr<UserMail> um;
+  UserMail::OpenReport report;
+  Status s = UserMail::open(Env::posix(), dir, &um, &report);
+  if (s.is_ok()) {
+    um->set_segment_bytes_max(kTestSegmentBytes);
+    UserMail::CompactResult r;
+    s = um->compact(0.0, &r);
+    if (s.is_ok())
+      printf("DONE %llu segments\n", static_cast<unsigned long long>(r.segments_rewritten));
+  }
+  if (!s.is_ok()) fprintf(stderr, "compact: %s\n", s.message().c_str());
+  return s.is_ok() ? 0 : 2;
+}
+
 int fsck(const std::string& dir) {
   FsckResult r;
   Status s = fsck_user(Env::posix(), dir, false, &r);
@@ -168,6 +188,7 @@ int main(int argc, char** argv) {
     return ringmail::run(argv[2], strtoull(argv[3], nullptr, 10), atof(argv[4]));
   if (argc == 3 && strcmp(argv[1], "dump") == 0) return ringmail::dump(argv[2]);
   if (argc == 3 && strcmp(argv[1], "fsck") == 0) return ringmail::fsck(argv[2]);
-  fprintf(stderr, "usage: crash_driver run DIR SEED SECONDS | dump DIR | fsck DIR\n");
+  if (argc == 3 && strcmp(argv[1], "compact") == 0) return ringmail::compact(argv[2]);
+  fprintf(stderr, "usage: crash_driver run DIR SEED SECONDS | dump DIR | fsck DIR | compact DIR\n");
   return 2;
 }

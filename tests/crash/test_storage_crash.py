@@ -3,6 +3,9 @@ is killed with SIGKILL at random moments. After each kill fsck must find no dama
 store is reopened and must hold every acknowledged change, and of the changes not yet
 acknowledged only a prefix per mailbox (nothing half-visible), with every message's bytes intact.
 
+Every third cycle also runs a compaction and kills it at a random moment: it must change nothing
+a client could see, and fsck must stay clean.
+
 RINGMAIL_CRASH_CYCLES sets the number of kill cycles (default 40); the closing note reports a
 long run. Every cycle is bounded in time.
 """
@@ -107,6 +110,17 @@ class StorageCrashTest(unittest.TestCase):
                 pending.append(f[1:])
         return acked, pending
 
+    def kill_compaction(self, rng):
+        p = subprocess.Popen([DRIVER, "compact", self.dir], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            p.wait(timeout=rng.uniform(0.001, 0.15))
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+        out, err = p.communicate()
+        self.assertIn(p.returncode, (0, -signal.SIGKILL), err)
+
     def test_every_acknowledged_change_survives_sigkill(self):
         rng = random.Random(1234)
         state, _ = {}, None
@@ -136,6 +150,14 @@ class StorageCrashTest(unittest.TestCase):
             size = sum(v[1] for m in actual.values() for v in m.values())
             self.assertEqual(usage, (messages, size), f"cycle {cycle}: quota usage is off")
             state = actual
+            if cycle % 3 == 2:
+                self.kill_compaction(rng)
+                fsck = subprocess.run([DRIVER, "fsck", self.dir], capture_output=True, text=True,
+                                      timeout=120)
+                self.assertEqual(fsck.returncode, 0,
+                                 f"cycle {cycle}: fsck after compaction: {fsck.stdout}")
+                after, _ = self.dump()
+                self.assertEqual(after, state, f"cycle {cycle}: compaction changed the mail")
         self.assertGreater(total_acked, 0)
         print(f"\n{CYCLES} kill cycles, {total_acked} acknowledged changes, none lost")
 

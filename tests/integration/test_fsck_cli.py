@@ -1,5 +1,7 @@
-"""`ringmail fsck`: exit 0 on a clean store, 2 with damage left, 1 after a repair; the mail is
-made by the crash test's driver (tests/crash/crash_driver) in a real user's directory."""
+"""`ringmail fsck`: exit 0 on a clean store, 2 with damage left, 1 after a repair; and
+`ringmail compact`. The mail is made by the crash test's driver (tests/crash/crash_driver) in a
+real user's directory."""
+import fcntl
 import glob
 import os
 import re
@@ -58,6 +60,31 @@ class FsckCliTest(unittest.TestCase):
         r = run_ringmail("fsck", "--data-dir", self.data, "--user", "bob")
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertTrue(r.stdout.startswith("fsck: 1 users, 0 messages"), r.stdout)
+
+
+    def test_compact_frees_space_and_keeps_every_message(self):
+        _, messages, _, _ = self.fsck()
+        seg = os.path.join(self.alice, "seg")
+        before = sum(os.path.getsize(os.path.join(seg, f)) for f in os.listdir(seg))
+        r = run_ringmail("compact", "--data-dir", self.data)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = re.search(r"^compact: 2 users, (\d+) segments rewritten, ([\d.]+) MB freed$",
+                      r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertGreater(int(m.group(1)), 0)
+        after = sum(os.path.getsize(os.path.join(seg, f)) for f in os.listdir(seg))
+        self.assertLess(after, before)
+        r, messages_after, repaired, damaged = self.fsck()
+        self.assertEqual((r.returncode, repaired, damaged), (0, 0, 0), r.stdout)
+        self.assertEqual(messages_after, messages)
+
+    def test_compact_refuses_while_the_server_holds_the_data_dir(self):
+        with open(os.path.join(self.data, "ringmaild.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            r = run_ringmail("compact", "--data-dir", self.data)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, "ringmail: ringmaild is running on %s (or %s/ringmaild.lock "
+                         "cannot be locked): stop it first\n" % (self.data, self.data))
 
 
 if __name__ == "__main__":

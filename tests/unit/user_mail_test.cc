@@ -174,3 +174,67 @@ TEST_F(UserMailTest, AFullDiskFailsTheAppendAndHarmsNothing) {
 
 }  // namespace
 }  // namespace ringmail
+
+namespace ringmail {
+namespace {
+
+TEST_F(UserMailTest, CompactionRewritesSealedSegmentsAndKeepsEveryMessage) {
+  auto um = open();
+  um->set_segment_bytes_max(4096);
+  uint32_t inbox = um->find("INBOX")->id, archive = um->find("Archive")->id;
+  std::vector<MessageRecord> recs;
+  for (int i = 0; i < 40; i++) {
+    MessageRecord r;
+    std::string body =
+        "Subject: " + std::to_string(i) + "\r\n\r\n" + std::string(900, 'a' + i % 26);
+    ASSERT_TRUE(um->append(inbox, body, i, 0, 0, &r).is_ok());
+    recs.push_back(r);
+  }
+  MessageRecord copied;
+  ASSERT_TRUE(um->copy(recs[1], archive, kFlagSeen, 0, &copied).is_ok());
+  for (int i = 0; i < 40; i += 2) ASSERT_TRUE(um->expunge(inbox, recs[i].uid).is_ok());
+  ASSERT_TRUE(um->sync().is_ok());
+  std::vector<std::string> before;
+  ASSERT_TRUE(Env::posix()->list_dir(dir_.path() + "/seg", &before).is_ok());
+  ASSERT_GT(before.size(), 5u);
+
+  // What to expect: the live records in sealed segments move (a copy shares its original's
+  // record); the expunged ones in sealed segments are freed. The last segment is active.
+  uint32_t active = static_cast<uint32_t>(before.size());
+  uint64_t moved = 0, freed = 0;
+  for (int i = 0; i < 40; i++) {
+    if (recs[i].blob.segment == active) continue;
+    uint64_t bytes = (40 + recs[i].size + 7) & ~7ull;
+    if (i % 2 == 0)
+      freed += bytes;
+    else
+      moved++;
+  }
+  UserMail::CompactResult result;
+  ASSERT_TRUE(um->compact(0.25, &result).is_ok());
+  EXPECT_EQ(result.segments_rewritten, before.size() - 1);  // all sealed ones were half garbage
+  EXPECT_EQ(result.records_moved, moved);
+  EXPECT_EQ(result.bytes_freed, freed);
+  EXPECT_TRUE(result.skipped.empty());
+  EXPECT_EQ(um->usage().messages, 21u);
+
+  um.reset();
+  auto again = open();
+  MailboxIndex *in, *arch;
+  ASSERT_TRUE(again->index(inbox, &in).is_ok());
+  ASSERT_TRUE(again->index(archive, &arch).is_ok());
+  ASSERT_EQ(in->records().size(), 20u);
+  for (const MessageRecord& r : in->records()) {
+    std::string_view bytes;
+    ASSERT_TRUE(again->read(r, true, &bytes).is_ok());
+    int i = static_cast<int>(r.uid) - 1;
+    EXPECT_EQ(bytes, "Subject: " + std::to_string(i) + "\r\n\r\n" + std::string(900, 'a' + i % 26));
+  }
+  std::string_view bytes;
+  ASSERT_TRUE(again->read(arch->records()[0], true, &bytes).is_ok());
+  EXPECT_EQ(bytes.substr(0, 12), "Subject: 1\r\n");
+  EXPECT_EQ(again->usage().messages, 21u);
+}
+
+}  // namespace
+}  // namespace ringmail
