@@ -210,6 +210,29 @@ Status UserStore::load(std::string_view name, UserRecord* out) const {
   return Status::ok();
 }
 
+bool UserStore::empty() const {
+  std::string root = data_dir_ + "/users";
+  DIR* d = opendir(root.c_str());
+  if (!d) return true;
+  bool found = false;
+  while (!found) {
+    dirent* shard = readdir(d);
+    if (!shard) break;
+    if (shard->d_name[0] == '.') continue;
+    DIR* sd = opendir((root + "/" + shard->d_name).c_str());
+    if (!sd) continue;
+    while (dirent* e = readdir(sd)) {
+      if (valid_name(e->d_name)) {
+        found = true;
+        break;
+      }
+    }
+    closedir(sd);
+  }
+  closedir(d);
+  return !found;
+}
+
 Status UserStore::list(std::vector<std::string>* names) const {
   std::string root = data_dir_ + "/users";
   DIR* d = opendir(root.c_str());

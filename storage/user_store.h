@@ -49,6 +49,8 @@ class UserStore {
   Status remove(std::string_view name);
   Status load(std::string_view name, UserRecord* out) const;
   Status list(std::vector<std::string>* names) const;
+  // True when there is no user at all; stops at the first one found.
+  bool empty() const;
 
  private:
   Status write_record(const UserRecord& rec) const;

@@ -103,9 +103,7 @@ int main(int argc, char** argv) {
       .kv("version", "0.1.0")
       .kv("data_dir", config.data_dir)
       .kv("imap_listen", config.imap_listen);
-  std::vector<std::string> users;
-  UserStore(config.data_dir).list(&users);
-  if (users.empty()) {
+  if (UserStore(config.data_dir).empty()) {
     RM_LOG(info, "no_users")
         .kv("hint",
             "add one: echo PASSWORD | build/ringmail user add NAME "

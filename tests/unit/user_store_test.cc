@@ -24,7 +24,9 @@ class UserStoreTest : public ::testing::Test {
 
 TEST_F(UserStoreTest, AddLoadVerifyDelete) {
   UserStore s(dir_);
+  EXPECT_TRUE(s.empty());
   ASSERT_TRUE(s.add("alice", "correct horse", 4096).is_ok());
+  EXPECT_FALSE(s.empty());
   EXPECT_EQ(s.add("alice", "other", 4096).code(), Status::Code::already_exists);
   UserRecord rec;
   ASSERT_TRUE(s.load("alice", &rec).is_ok());
