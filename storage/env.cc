@@ -65,38 +65,43 @@ class MappedReadFile : public ReadFile {
   size_t size_;
 };
 
+// Opens `path` and learns its size; on failure nothing stays open.
+Status open_with_size(const std::string& path, int flags, int* fd, uint64_t* size) {
+  *fd = open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (*fd < 0) return errno_status("open " + path);
+  struct stat st;
+  if (fstat(*fd, &st) != 0) {
+    Status s = errno_status("stat " + path);
+    close(*fd);
+    return s;
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::ok();
+}
+
 class PosixEnv : public Env {
  public:
   Status open_append(const std::string& path, bool create,
                      std::unique_ptr<AppendFile>* out) override {
-    int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0);
-    int fd = open(path.c_str(), flags, 0600);
-    if (fd < 0) return errno_status("open " + path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      Status s = errno_status("stat " + path);
-      close(fd);
-      return s;
-    }
-    *out = std::make_unique<PosixAppendFile>(fd, path, static_cast<uint64_t>(st.st_size));
+    int fd = -1;
+    uint64_t size = 0;
+    Status s = open_with_size(path, O_WRONLY | (create ? O_CREAT : 0), &fd, &size);
+    if (!s.is_ok()) return s;
+    *out = std::make_unique<PosixAppendFile>(fd, path, size);
     return Status::ok();
   }
 
   Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return errno_status("open " + path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      Status s = errno_status("stat " + path);
-      close(fd);
-      return s;
-    }
-    size_t size = static_cast<size_t>(st.st_size);
+    int fd = -1;
+    uint64_t file_size = 0;
+    Status s = open_with_size(path, O_RDONLY, &fd, &file_size);
+    if (!s.is_ok()) return s;
+    size_t size = static_cast<size_t>(file_size);
     void* base = nullptr;
     if (size > 0) {
       base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
       if (base == MAP_FAILED) {
-        Status s = errno_status("mmap " + path);
+        s = errno_status("mmap " + path);
         close(fd);
         return s;
       }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/assert.h"
+#include "storage/encoding.h"
 
 namespace ringmail {
 namespace {
@@ -25,18 +26,6 @@ enum LogType : uint16_t {
   kLogKeyword = 4,
   kLogRelocate = 5,
 };
-
-template <typename T>
-T load(const char* p) {
-  T v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-template <typename T>
-void put(std::string* s, T v) {
-  s->append(reinterpret_cast<const char*>(&v), sizeof v);
-}
 
 std::string log_header(uint32_t mailbox_id) {
   std::string h(kLogMagic, 8);

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "core/assert.h"
+#include "storage/encoding.h"
 
 namespace ringmail {
 namespace {
@@ -14,18 +15,6 @@ namespace {
 constexpr char kSegmentMagic[8] = {'R', 'M', 'S', 'E', 'G', 0, 0, 0};
 constexpr uint32_t kSegmentVersion = 1;
 constexpr uint32_t kRecordMagic = 0x3147534d;  // "MSG1"
-
-template <typename T>
-T load(const char* p) {
-  T v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-template <typename T>
-void store(char* p, T v) {
-  memcpy(p, &v, sizeof v);
-}
 
 uint64_t padded(uint64_t n) {
   return (n + 7) & ~uint64_t{7};

@@ -96,15 +96,22 @@ double seconds_since(const timespec& t0) {
   return static_cast<double>(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
+// The users a command works on: the one named, or all of them.
+int users_to_visit(const UserStore& store, const std::string& only_user,
+                   std::vector<std::string>* users) {
+  if (!only_user.empty()) {
+    if (!UserStore::valid_name(only_user)) return fail("invalid user name '" + only_user + "'", 2);
+    users->push_back(only_user);
+    return 0;
+  }
+  Status s = store.list(users);
+  return s.is_ok() ? 0 : fail(s.message());
+}
+
 int run_fsck(const std::string& data_dir, const std::string& only_user, bool repair) {
   UserStore store(data_dir);
   std::vector<std::string> users;
-  if (!only_user.empty()) {
-    users.push_back(only_user);
-  } else {
-    Status s = store.list(&users);
-    if (!s.is_ok()) return fail(s.message());
-  }
+  if (int rc = users_to_visit(store, only_user, &users); rc != 0) return rc;
   bool tty = isatty(2);
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -112,7 +119,6 @@ int run_fsck(const std::string& data_dir, const std::string& only_user, bool rep
   double last_draw = -1;
   for (size_t i = 0; i < users.size(); i++) {
     const std::string& name = users[i];
-    if (!UserStore::valid_name(name)) return fail("invalid user name '" + name + "'", 2);
     ringmail::FsckResult r;
     auto progress = [&](uint64_t bytes) {
       double now = seconds_since(t0);
@@ -159,16 +165,10 @@ int run_compact(const std::string& data_dir, const std::string& only_user) {
                 2);
   UserStore store(data_dir);
   std::vector<std::string> users;
-  if (!only_user.empty()) {
-    users.push_back(only_user);
-  } else {
-    Status s = store.list(&users);
-    if (!s.is_ok()) return fail(s.message());
-  }
+  if (int rc = users_to_visit(store, only_user, &users); rc != 0) return rc;
   uint64_t segments = 0, freed = 0;
   int rc = 0;
   for (const std::string& name : users) {
-    if (!UserStore::valid_name(name)) return fail("invalid user name '" + name + "'", 2);
     std::string dir = store.user_dir(name);
     if (!ringmail::Env::posix()->exists(dir + "/mailboxes")) continue;  // no mail yet
     std::unique_ptr<ringmail::UserMail> um;
