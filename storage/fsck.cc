@@ -6,6 +6,7 @@
 #include <set>
 
 #include "storage/mailbox_index.h"
+#include "storage/mime_cache.h"
 #include "storage/segment.h"
 #include "storage/user_mail.h"
 
@@ -53,9 +54,15 @@ class UserCheck {
       SegmentScan scan;
       s = scan_segment(
           f->data(), id,
-          [&recs](uint32_t off, const RecordHeader& h, std::string_view) {
+          [&](uint32_t off, const RecordHeader& h, const RecordPayload& p) {
             recs.offsets.push_back(off);
             recs.headers.push_back(h);
+            // The checksum held, so a cache record that does not decode is a bug to report.
+            Status c = decode_mime_cache(p.cache, static_cast<uint32_t>(h.length), &mime_);
+            if (!c.is_ok()) {
+              r_->damage.push_back("seg/" + segment_file_name(id) + " offset " +
+                                   std::to_string(off) + ": " + c.message());
+            }
           },
           &scan);
       r_->segments++;
@@ -293,6 +300,7 @@ class UserCheck {
   bool list_damaged_ = false;
   bool list_missing_ = false;
   bool torn_tail_ = false;
+  MimeInfo mime_;  // reused by every cache check
   uint32_t last_segment_ = 0;
   uint64_t last_segment_end_ = 0;
 };

@@ -20,11 +20,12 @@ uint64_t padded(uint64_t n) {
   return (n + 7) & ~uint64_t{7};
 }
 
-uint64_t record_checksum(const char* header, std::string_view body) {
+uint64_t record_checksum(const char* header, const RecordPayload& p) {
   XXH3_state_t st;
   XXH3_64bits_reset(&st);
   XXH3_64bits_update(&st, header, 32);
-  XXH3_64bits_update(&st, body.data(), body.size());
+  XXH3_64bits_update(&st, p.body.data(), p.body.size());
+  XXH3_64bits_update(&st, p.cache.data(), p.cache.size());
   return XXH3_64bits_digest(&st);
 }
 
@@ -47,7 +48,7 @@ std::string segment_file_name(uint32_t id) {
 }
 
 Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHeader* header,
-                   std::string_view* body) {
+                   RecordPayload* payload) {
   if (offset < kSegmentHeaderBytes || offset % 8 != 0 || offset > file.size() ||
       file.size() - offset < kRecordHeaderBytes)
     return Status::corrupt("record offset " + std::to_string(offset) + " out of bounds");
@@ -57,18 +58,22 @@ Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHe
   header->mailbox = load<uint32_t>(p + 4);
   header->uid = load<uint32_t>(p + 8);
   header->internal_date = load<int64_t>(p + 16);
+  header->cache_length = load<uint32_t>(p + 12);
   header->length = load<uint64_t>(p + 24);
-  if (header->length > file.size() - offset - kRecordHeaderBytes)
+  uint64_t room = file.size() - offset - kRecordHeaderBytes;
+  if (header->length > room || header->cache_length > room - header->length)
     return Status::corrupt("record at offset " + std::to_string(offset) + " runs past the end");
-  *body = file.substr(offset + kRecordHeaderBytes, header->length);
-  if (verify && record_checksum(p, *body) != load<uint64_t>(p + 32))
+  payload->body = file.substr(offset + kRecordHeaderBytes, header->length);
+  payload->cache = file.substr(offset + kRecordHeaderBytes + header->length, header->cache_length);
+  if (verify && record_checksum(p, *payload) != load<uint64_t>(p + 32))
     return Status::corrupt("checksum mismatch in record at offset " + std::to_string(offset));
   return Status::ok();
 }
 
-Status scan_segment(std::string_view file, uint32_t id,
-                    const std::function<void(uint32_t, const RecordHeader&, std::string_view)>& fn,
-                    SegmentScan* out) {
+Status scan_segment(
+    std::string_view file, uint32_t id,
+    const std::function<void(uint32_t, const RecordHeader&, const RecordPayload&)>& fn,
+    SegmentScan* out) {
   *out = SegmentScan{};
   if (file.size() < kSegmentHeaderBytes || memcmp(file.data(), kSegmentMagic, 8) != 0 ||
       load<uint64_t>(file.data() + 24) != XXH3_64bits(file.data(), 24))
@@ -81,10 +86,10 @@ Status scan_segment(std::string_view file, uint32_t id,
   bool damaged = false;
   while (pos < file.size()) {
     RecordHeader h;
-    std::string_view body;
+    RecordPayload body;
     Status s = pos <= UINT32_MAX ? read_record(file, static_cast<uint32_t>(pos), true, &h, &body)
                                  : Status::corrupt("segment larger than 4 GiB");
-    uint64_t end = s.is_ok() ? pos + padded(kRecordHeaderBytes + h.length) : 0;
+    uint64_t end = s.is_ok() ? pos + padded(kRecordHeaderBytes + h.length + h.cache_length) : 0;
     if (s.is_ok() && end > file.size())
       s = Status::corrupt("record at offset " + std::to_string(pos) + " lacks its padding");
     if (s.is_ok()) {
@@ -158,22 +163,26 @@ Status SegmentWriter::sync() {
 }
 
 Status SegmentWriter::append(uint32_t mailbox, uint32_t uid, int64_t internal_date,
-                             std::string_view body, BlobRef* ref) {
+                             std::string_view body, std::string_view cache, BlobRef* ref) {
   if (!failed_.is_ok()) return failed_;
   uint64_t start = file_->size();
   RM_ASSERT(start % 8 == 0);
   if (start > UINT32_MAX) return Status::invalid("segment is full");
+  if (cache.size() > UINT32_MAX) return Status::invalid("MIME cache record too large");
   char h[kRecordHeaderBytes] = {};
   store<uint32_t>(h, kRecordMagic);
   store<uint32_t>(h + 4, mailbox);
   store<uint32_t>(h + 8, uid);
+  store<uint32_t>(h + 12, static_cast<uint32_t>(cache.size()));
   store<int64_t>(h + 16, internal_date);
   store<uint64_t>(h + 24, body.size());
-  store<uint64_t>(h + 32, record_checksum(h, body));
+  store<uint64_t>(h + 32, record_checksum(h, RecordPayload{body, cache}));
   static const char kZeros[8] = {};
-  uint64_t pad = padded(kRecordHeaderBytes + body.size()) - (kRecordHeaderBytes + body.size());
+  uint64_t used = kRecordHeaderBytes + body.size() + cache.size();
+  uint64_t pad = padded(used) - used;
   Status s = file_->append(std::string_view(h, sizeof h));
   if (s.is_ok()) s = file_->append(body);
+  if (s.is_ok() && !cache.empty()) s = file_->append(cache);
   if (s.is_ok() && pad > 0) s = file_->append(std::string_view(kZeros, pad));
   if (!s.is_ok()) {
     (void)file_->truncate(start);  // best effort; a torn tail is also cut at the next open

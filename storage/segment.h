@@ -27,6 +27,13 @@ struct RecordHeader {
   uint32_t uid = 0;
   int64_t internal_date = 0;
   uint64_t length = 0;
+  uint32_t cache_length = 0;  // the MIME cache record after the body (storage/mime_cache.h)
+};
+
+// The bytes of a record after its header: the message, then its MIME cache record.
+struct RecordPayload {
+  std::string_view body;
+  std::string_view cache;
 };
 
 std::string segment_file_name(uint32_t id);  // "0000002a.seg"
@@ -44,13 +51,13 @@ struct SegmentScan {
 // those after a damaged stretch. Fails only when the file header itself is wrong.
 Status scan_segment(
     std::string_view file, uint32_t id,
-    const std::function<void(uint32_t offset, const RecordHeader&, std::string_view body)>& fn,
+    const std::function<void(uint32_t offset, const RecordHeader&, const RecordPayload&)>& fn,
     SegmentScan* out);
 
 // Reads the record at `offset` of a segment image, checking its bounds and magic; with
 // `verify`, its checksum too.
 Status read_record(std::string_view file, uint32_t offset, bool verify, RecordHeader* header,
-                   std::string_view* body);
+                   RecordPayload* payload);
 
 // The segment being filled.
 class SegmentWriter {
@@ -64,7 +71,7 @@ class SegmentWriter {
   // Appends a record. Not durable until sync(). On failure the segment is cut back to where it
   // was, so a failed append leaves no trace.
   Status append(uint32_t mailbox, uint32_t uid, int64_t internal_date, std::string_view body,
-                BlobRef* ref);
+                std::string_view cache, BlobRef* ref);
   // After one failure it fails for good (see MailboxIndex::sync).
   Status sync();
   uint32_t id() const { return id_; }

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "storage/mime_cache.h"
 
 namespace ringmail {
 namespace {
@@ -374,7 +375,11 @@ Status UserMail::append(uint32_t mailbox_id, std::string_view message, int64_t i
   rec.size = static_cast<uint32_t>(message.size());
   rec.internal_date = internal_date;
   uint32_t uid = idx->uidnext();
-  s = writer_->append(mailbox_id, uid, internal_date, message, &rec.blob);
+  s = parser_.parse(message, &mime_);
+  if (!s.is_ok()) return s;
+  cache_.clear();
+  encode_mime_cache(mime_, &cache_);
+  s = writer_->append(mailbox_id, uid, internal_date, message, cache_, &rec.blob);
   if (!s.is_ok()) return s;
   segment_dirty_ = true;
   s = idx->append(&rec);  // on failure the record above is unreferenced garbage, nothing more
@@ -420,7 +425,7 @@ Status UserMail::expunge(uint32_t mailbox_id, uint32_t uid) {
 }
 
 Status UserMail::map_record(BlobRef blob, uint64_t size, bool verify, RecordHeader* header,
-                            std::string_view* bytes) {
+                            RecordPayload* payload) {
   auto it = readers_.find(blob.segment);
   uint64_t end = uint64_t{blob.offset} + kRecordHeaderBytes + size;
   if (it == readers_.end() || it->second->data().size() < end) {
@@ -432,7 +437,7 @@ Status UserMail::map_record(BlobRef blob, uint64_t size, bool verify, RecordHead
     if (it != readers_.end()) retired_readers_.push_back(std::move(it->second));
     it = readers_.insert_or_assign(blob.segment, std::move(f)).first;
   }
-  Status s = read_record(it->second->data(), blob.offset, verify, header, bytes);
+  Status s = read_record(it->second->data(), blob.offset, verify, header, payload);
   if (!s.is_ok()) return s;
   if (header->length != size) return Status::corrupt("message size differs from its index record");
   return Status::ok();
@@ -440,7 +445,18 @@ Status UserMail::map_record(BlobRef blob, uint64_t size, bool verify, RecordHead
 
 Status UserMail::read(const MessageRecord& rec, bool verify, std::string_view* message) {
   RecordHeader h;
-  return map_record(rec.blob, rec.size, verify, &h, message);
+  RecordPayload p;
+  Status s = map_record(rec.blob, rec.size, verify, &h, &p);
+  if (s.is_ok()) *message = p.body;
+  return s;
+}
+
+Status UserMail::read_mime(const MessageRecord& rec, MimeInfo* out) {
+  RecordHeader h;
+  RecordPayload p;
+  Status s = map_record(rec.blob, rec.size, false, &h, &p);
+  if (!s.is_ok()) return s;
+  return decode_mime_cache(p.cache, rec.size, out);
 }
 
 Status UserMail::compact(double garbage_min, CompactResult* result) {
@@ -469,7 +485,12 @@ Status UserMail::compact(double garbage_min, CompactResult* result) {
     s = env_->open_read(dir_ + "/seg/" + n, &f);
     if (!s.is_ok()) return s;
     uint64_t live_bytes = kSegmentHeaderBytes;
-    for (const auto& [off, size] : live[id]) live_bytes += (kRecordHeaderBytes + size + 7) & ~7ull;
+    for (const auto& [off, size] : live[id]) {
+      RecordHeader h;
+      RecordPayload p;
+      if (read_record(f->data(), off, false, &h, &p).is_ok())
+        live_bytes += (kRecordHeaderBytes + h.length + h.cache_length + 7) & ~7ull;
+    }
     uint64_t total = f->data().size();
     if (total > live_bytes && static_cast<double>(total - live_bytes) >= garbage_min * total) {
       victims.push_back(id);
@@ -482,7 +503,7 @@ Status UserMail::compact(double garbage_min, CompactResult* result) {
     std::map<std::pair<uint32_t, uint32_t>, BlobRef> from_this;
     for (const auto& [off, size] : live[id]) {
       RecordHeader h;
-      std::string_view bytes;
+      RecordPayload bytes;
       s = map_record({id, off}, size, true, &h, &bytes);
       if (!s.is_ok()) {
         result->skipped.push_back(segment_file_name(id) + ": " + s.message());
@@ -495,7 +516,7 @@ Status UserMail::compact(double garbage_min, CompactResult* result) {
         if (!s.is_ok()) return s;
       }
       BlobRef to;
-      s = writer_->append(h.mailbox, h.uid, h.internal_date, bytes, &to);
+      s = writer_->append(h.mailbox, h.uid, h.internal_date, bytes.body, bytes.cache, &to);
       if (!s.is_ok()) return s;
       segment_dirty_ = true;
       from_this[{id, off}] = to;

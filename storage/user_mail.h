@@ -16,6 +16,7 @@
 
 #include "storage/env.h"
 #include "storage/mailbox_index.h"
+#include "storage/mime_parser.h"
 #include "storage/segment.h"
 
 namespace ringmail {
@@ -74,7 +75,8 @@ class UserMail {
   // The index of a mailbox, opened on first use and kept while this object lives.
   Status index(uint32_t mailbox_id, MailboxIndex** out);
 
-  // Stores a new message in a mailbox; *out is its index record.
+  // Stores a new message in a mailbox, with its MIME parse (the cache record FETCH uses); *out
+  // is its index record.
   Status append(uint32_t mailbox_id, std::string_view message, int64_t internal_date,
                 uint32_t flags, uint64_t keywords, MessageRecord* out);
   // Adds a reference to `src`'s bytes to another mailbox (no bytes are copied).
@@ -86,6 +88,8 @@ class UserMail {
   // The message's bytes, from the mapped segment (checksum checked when `verify`). The view
   // stays valid as long as this object lives.
   Status read(const MessageRecord& rec, bool verify, std::string_view* message);
+  // The message's MIME structure, from the cache record stored with it.
+  Status read_mime(const MessageRecord& rec, MimeInfo* out);
   // Makes every change so far durable: the segment first, then the changed indexes.
   Status sync();
 
@@ -113,7 +117,7 @@ class UserMail {
   Status open_segments(OpenReport* report);
   Status roll_segment();
   Status map_record(BlobRef blob, uint64_t size, bool verify, RecordHeader* header,
-                    std::string_view* bytes);
+                    RecordPayload* payload);
   std::string mailbox_dir(uint32_t id) const;
   Mailbox* find_mutable(std::string_view name);
   uint32_t next_uidvalidity();
@@ -132,6 +136,9 @@ class UserMail {
   std::set<uint32_t> dirty_indexes_;
   Usage usage_;
   uint64_t segment_bytes_max_ = kSegmentBytesMax;
+  MimeParser parser_;  // reused: no allocation per message once warm
+  MimeInfo mime_;
+  std::string cache_;
 };
 
 }  // namespace ringmail

@@ -22,8 +22,8 @@ std::vector<Found> scan_all(const std::string& image, uint32_t id, SegmentScan* 
   std::vector<Found> found;
   Status s = scan_segment(
       image, id,
-      [&](uint32_t off, const RecordHeader& h, std::string_view body) {
-        found.push_back({off, h, std::string(body)});
+      [&](uint32_t off, const RecordHeader& h, const RecordPayload& p) {
+        found.push_back({off, h, std::string(p.body)});
       },
       scan);
   EXPECT_TRUE(s.is_ok()) << s.message();
@@ -37,9 +37,9 @@ TEST(Segment, RecordsRoundTripWithTheirMetadata) {
   ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 7, &w, &scan).is_ok());
   EXPECT_EQ(scan.valid_bytes, kSegmentHeaderBytes);
   BlobRef a, b, c;
-  ASSERT_TRUE(w->append(3, 1, 1700000000, "Subject: a\r\n\r\nhello\r\n", &a).is_ok());
-  ASSERT_TRUE(w->append(3, 2, 1700000001, "", &b).is_ok());
-  ASSERT_TRUE(w->append(4, 9, -5, std::string(10000, 'x'), &c).is_ok());
+  ASSERT_TRUE(w->append(3, 1, 1700000000, "Subject: a\r\n\r\nhello\r\n", "", &a).is_ok());
+  ASSERT_TRUE(w->append(3, 2, 1700000001, "", "", &b).is_ok());
+  ASSERT_TRUE(w->append(4, 9, -5, std::string(10000, 'x'), "", &c).is_ok());
   ASSERT_TRUE(w->sync().is_ok());
   EXPECT_EQ(a.segment, 7u);
   EXPECT_EQ(a.offset, kSegmentHeaderBytes);
@@ -59,9 +59,30 @@ TEST(Segment, RecordsRoundTripWithTheirMetadata) {
   EXPECT_EQ(found[1].body, "");
   EXPECT_EQ(found[2].header.internal_date, -5);
   RecordHeader h;
-  std::string_view body;
-  ASSERT_TRUE(read_record(image, c.offset, true, &h, &body).is_ok());
-  EXPECT_EQ(body, std::string(10000, 'x'));
+  RecordPayload p;
+  ASSERT_TRUE(read_record(image, c.offset, true, &h, &p).is_ok());
+  EXPECT_EQ(p.body, std::string(10000, 'x'));
+  EXPECT_EQ(p.cache, "");
+}
+
+TEST(Segment, TheMimeCacheRecordTravelsWithTheMessageUnderItsChecksum) {
+  TempDir dir;
+  std::unique_ptr<SegmentWriter> w;
+  SegmentScan scan;
+  ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());
+  BlobRef a, b;
+  ASSERT_TRUE(w->append(1, 1, 0, "message", "cache bytes", &a).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "next", "", &b).is_ok());
+  EXPECT_EQ(b.offset, a.offset + 40 + 24);  // 7 + 11 bytes padded to 24
+  std::string image = read_file(dir.path() + "/" + segment_file_name(1));
+  RecordHeader h;
+  RecordPayload p;
+  ASSERT_TRUE(read_record(image, a.offset, true, &h, &p).is_ok());
+  EXPECT_EQ(p.body, "message");
+  EXPECT_EQ(p.cache, "cache bytes");
+  EXPECT_EQ(h.cache_length, 11u);
+  image[a.offset + 40 + 7 + 2] ^= 1;  // a byte of the cache record
+  EXPECT_EQ(read_record(image, a.offset, true, &h, &p).code(), Status::Code::corrupt);
 }
 
 TEST(Segment, ACorruptByteIsCaughtByTheChecksum) {
@@ -70,12 +91,12 @@ TEST(Segment, ACorruptByteIsCaughtByTheChecksum) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());
   BlobRef a, b;
-  ASSERT_TRUE(w->append(1, 1, 0, "first message", &a).is_ok());
-  ASSERT_TRUE(w->append(1, 2, 0, "second message", &b).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "first message", "", &a).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "second message", "", &b).is_ok());
   std::string image = read_file(dir.path() + "/" + segment_file_name(1));
   image[b.offset + 40 + 3] ^= 0x20;  // one bit in the second body
   RecordHeader h;
-  std::string_view body;
+  RecordPayload body;
   EXPECT_TRUE(read_record(image, a.offset, true, &h, &body).is_ok());
   Status s = read_record(image, b.offset, true, &h, &body);
   EXPECT_EQ(s.code(), Status::Code::corrupt);
@@ -97,9 +118,9 @@ TEST(Segment, DamageInTheMiddleKeepsTheRecordsAfterIt) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());
   BlobRef a, b, c;
-  ASSERT_TRUE(w->append(1, 1, 0, "first", &a).is_ok());
-  ASSERT_TRUE(w->append(1, 2, 0, "second, to be damaged", &b).is_ok());
-  ASSERT_TRUE(w->append(1, 3, 0, "third", &c).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "first", "", &a).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "second, to be damaged", "", &b).is_ok());
+  ASSERT_TRUE(w->append(1, 3, 0, "third", "", &c).is_ok());
   uint64_t size = w->size();
   w.reset();
   std::string image = read_file(path);
@@ -143,9 +164,9 @@ TEST(Segment, ATornTailIsCutOnOpenAtEveryPossibleLength) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());
   BlobRef a, b;
-  ASSERT_TRUE(w->append(1, 1, 0, "synced", &a).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "synced", "", &a).is_ok());
   uint64_t synced = w->size();
-  ASSERT_TRUE(w->append(1, 2, 0, "a message that a crash tears", &b).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "a message that a crash tears", "", &b).is_ok());
   uint64_t full = w->size();
   w.reset();
   std::string image = read_file(path);
@@ -170,16 +191,16 @@ TEST(Segment, AFailedAppendLeavesNoTrace) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(&env, dir.path(), 1, &w, &scan).is_ok());
   BlobRef ref;
-  ASSERT_TRUE(w->append(1, 1, 0, "kept", &ref).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "kept", "", &ref).is_ok());
   uint64_t size = w->size();
   env.short_write_next(10);
-  EXPECT_EQ(w->append(1, 2, 0, "cut short by the disk", &ref).code(), Status::Code::io_error);
+  EXPECT_EQ(w->append(1, 2, 0, "cut short by the disk", "", &ref).code(), Status::Code::io_error);
   EXPECT_EQ(w->size(), size);
   env.set_disk_full(true);
-  EXPECT_EQ(w->append(1, 2, 0, "no room", &ref).code(), Status::Code::no_space);
+  EXPECT_EQ(w->append(1, 2, 0, "no room", "", &ref).code(), Status::Code::no_space);
   EXPECT_EQ(w->size(), size);
   env.set_disk_full(false);
-  ASSERT_TRUE(w->append(1, 2, 0, "room again", &ref).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "room again", "", &ref).is_ok());
   std::string image = read_file(dir.path() + "/" + segment_file_name(1));
   auto found = scan_all(image, 1, &scan);
   ASSERT_EQ(found.size(), 2u);
@@ -193,7 +214,7 @@ TEST(Segment, AFailedSyncStopsTheWriterForGood) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(&env, dir.path(), 1, &w, &scan).is_ok());
   BlobRef ref;
-  ASSERT_TRUE(w->append(1, 1, 0, "x", &ref).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "x", "", &ref).is_ok());
   env.set_fail_syncs(true);
   EXPECT_FALSE(w->sync().is_ok());
   env.set_fail_syncs(false);
@@ -201,7 +222,7 @@ TEST(Segment, AFailedSyncStopsTheWriterForGood) {
   Status s = w->sync();
   EXPECT_EQ(s.code(), Status::Code::io_error);
   EXPECT_EQ(s.message().rfind("00000001.seg: stopped after a failed sync", 0), 0u);
-  EXPECT_FALSE(w->append(1, 2, 0, "y", &ref).is_ok());
+  EXPECT_FALSE(w->append(1, 2, 0, "y", "", &ref).is_ok());
 }
 
 TEST(Segment, ACrashKeepsExactlyWhatWasSynced) {
@@ -211,9 +232,9 @@ TEST(Segment, ACrashKeepsExactlyWhatWasSynced) {
   SegmentScan scan;
   ASSERT_TRUE(SegmentWriter::open(&env, dir.path(), 1, &w, &scan).is_ok());
   BlobRef ref;
-  ASSERT_TRUE(w->append(1, 1, 0, "durable", &ref).is_ok());
+  ASSERT_TRUE(w->append(1, 1, 0, "durable", "", &ref).is_ok());
   ASSERT_TRUE(w->sync().is_ok());
-  ASSERT_TRUE(w->append(1, 2, 0, "lost in the crash", &ref).is_ok());
+  ASSERT_TRUE(w->append(1, 2, 0, "lost in the crash", "", &ref).is_ok());
   w.reset();
   ASSERT_TRUE(env.crash().is_ok());
   ASSERT_TRUE(SegmentWriter::open(Env::posix(), dir.path(), 1, &w, &scan).is_ok());

@@ -201,10 +201,17 @@ TEST_F(UserMailTest, CompactionRewritesSealedSegmentsAndKeepsEveryMessage) {
   // What to expect: the live records in sealed segments move (a copy shares its original's
   // record); the expunged ones in sealed segments are freed. The last segment is active.
   uint32_t active = static_cast<uint32_t>(before.size());
+  // A record's bytes on disk run to the next record, or to the end of its segment.
+  auto on_disk = [&](int i) -> uint64_t {
+    if (i + 1 < 40 && recs[i + 1].blob.segment == recs[i].blob.segment)
+      return recs[i + 1].blob.offset - recs[i].blob.offset;
+    return read_file(dir_.path() + "/seg/" + segment_file_name(recs[i].blob.segment)).size() -
+           recs[i].blob.offset;
+  };
   uint64_t moved = 0, freed = 0;
   for (int i = 0; i < 40; i++) {
     if (recs[i].blob.segment == active) continue;
-    uint64_t bytes = (40 + recs[i].size + 7) & ~7ull;
+    uint64_t bytes = on_disk(i);
     if (i % 2 == 0)
       freed += bytes;
     else
