@@ -198,6 +198,7 @@ class UserCheck {
       }
     }
     std::vector<MessageRecord> records;
+    records.reserve(by_uid.size());
     for (auto& [uid, m] : by_uid) records.push_back(m);
     std::string dir = dir_ + "/mbox/" + UserMail::mailbox_dir_name(id);
     Status s = MailboxIndex::rebuild(env_, dir, id, static_cast<uint32_t>(time(nullptr)),
@@ -292,7 +293,7 @@ class UserCheck {
   Env* env_;
   std::string dir_;
   FsckResult* r_;
-  const std::function<void(uint64_t)>& progress_;
+  std::function<void(uint64_t)> progress_;
   std::map<uint32_t, SegmentRecords> segments_;
   std::vector<UserMail::Mailbox> list_;
   std::vector<uint32_t> damaged_indexes_;
