@@ -132,11 +132,13 @@ Status UserStore::write_record(const UserRecord& rec) const {
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::io_error(errno_text(tmp));
   s = write_all(fd, json, tmp);
-  if (s.is_ok() && fsync(fd) != 0) s = Status::io_error(errno_text("fsync " + tmp));
+  if (s.is_ok() && !deferred_sync_ && fsync(fd) != 0) {
+    s = Status::io_error(errno_text("fsync " + tmp));
+  }
   close(fd);
   if (!s.is_ok()) return s;
   if (rename(tmp.c_str(), path.c_str()) != 0) return Status::io_error(errno_text("rename " + tmp));
-  return fsync_dir(dir);
+  return deferred_sync_ ? Status::ok() : fsync_dir(dir);
 }
 
 Status UserStore::add(std::string_view name, std::string_view password, uint32_t iterations) {
@@ -149,7 +151,7 @@ Status UserStore::add(std::string_view name, std::string_view password, uint32_t
   if (!s.is_ok()) return s;
   // The new user's directory entry itself must survive a crash too.
   std::string dir = user_dir(name);
-  return fsync_dir(dir.substr(0, dir.rfind('/')));
+  return deferred_sync_ ? Status::ok() : fsync_dir(dir.substr(0, dir.rfind('/')));
 }
 
 Status UserStore::set_password(std::string_view name, std::string_view password,
@@ -208,6 +210,14 @@ Status UserStore::load(std::string_view name, UserRecord* out) const {
   memcpy(out->stored_key.data(), stored_raw.data(), 32);
   memcpy(out->server_key.data(), server_raw.data(), 32);
   return Status::ok();
+}
+
+Status UserStore::sync_all() const {
+  int fd = open(data_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error(errno_text(data_dir_));
+  int rc = syncfs(fd);
+  close(fd);
+  return rc == 0 ? Status::ok() : Status::io_error(errno_text("syncfs " + data_dir_));
 }
 
 bool UserStore::empty() const {

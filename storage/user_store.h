@@ -49,12 +49,18 @@ class UserStore {
   Status remove(std::string_view name);
   Status load(std::string_view name, UserRecord* out) const;
   Status list(std::vector<std::string>* names) const;
+  // Bulk changes (ringmail user import): with deferred sync the per-file fsyncs are skipped, and
+  // sync_all() makes everything durable at once at the end (syncfs). Nothing is reported done
+  // before sync_all() succeeded.
+  void set_deferred_sync(bool on) { deferred_sync_ = on; }
+  Status sync_all() const;
   // True when there is no user at all; stops at the first one found.
   bool empty() const;
 
  private:
   Status write_record(const UserRecord& rec) const;
   std::string data_dir_;
+  bool deferred_sync_ = false;
 };
 
 }  // namespace ringmail
