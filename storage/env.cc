@@ -111,16 +111,16 @@ class PosixEnv : public Env {
     return Status::ok();
   }
 
-  Status write_atomic(const std::string& path, std::string_view data) override {
+  Status write_atomic(const std::string& path, std::string_view data, bool durable) override {
     std::string tmp = path + ".tmp";
     int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return errno_status("open " + tmp);
     PosixAppendFile f(fd, tmp, 0);
     Status s = f.append(data);
-    if (s.is_ok()) s = f.sync();
+    if (s.is_ok() && durable) s = f.sync();
     if (!s.is_ok()) return s;
     if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename " + tmp);
-    return sync_dir(path.substr(0, path.rfind('/')));
+    return durable ? sync_dir(path.substr(0, path.rfind('/'))) : Status::ok();
   }
 
   Status make_dirs(const std::string& path) override {
@@ -154,6 +154,27 @@ class PosixEnv : public Env {
 
   Status remove(const std::string& path) override {
     return unlink(path.c_str()) == 0 ? Status::ok() : errno_status("unlink " + path);
+  }
+
+  Status remove_tree(const std::string& path) override {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return errno == ENOENT ? Status::ok() : errno_status(path);
+    if (S_ISDIR(st.st_mode)) {
+      std::vector<std::string> names;
+      Status s = list_dir(path, &names);
+      for (size_t i = 0; s.is_ok() && i < names.size(); i++) s = remove_tree(path + "/" + names[i]);
+      if (!s.is_ok()) return s;
+      return rmdir(path.c_str()) == 0 ? Status::ok() : errno_status("rmdir " + path);
+    }
+    return remove(path);
+  }
+
+  Status sync_all(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open " + path);
+    int rc = syncfs(fd);
+    close(fd);
+    return rc == 0 ? Status::ok() : errno_status("syncfs " + path);
   }
 
   Status rename(const std::string& from, const std::string& to) override {

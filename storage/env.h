@@ -46,12 +46,19 @@ class Env {
                              std::unique_ptr<AppendFile>* out) = 0;
   virtual Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) = 0;
   // Writes a whole file crash-safely: a temporary, fsync, rename over `path`, fsync the
-  // directory. Afterwards `path` holds the old contents or the new ones, never a mix.
-  virtual Status write_atomic(const std::string& path, std::string_view data) = 0;
+  // directory. Afterwards `path` holds the old contents or the new ones, never a mix. Without
+  // `durable` the two fsyncs are left out: a bulk change makes everything durable at once at its
+  // end with sync_all().
+  virtual Status write_atomic(const std::string& path, std::string_view data,
+                              bool durable = true) = 0;
   virtual Status make_dirs(const std::string& path) = 0;  // mode 0700
   virtual Status sync_dir(const std::string& path) = 0;
   virtual Status list_dir(const std::string& path, std::vector<std::string>* names) = 0;
   virtual Status remove(const std::string& path) = 0;
+  // Removes a directory and everything below it (symlinks are removed, never followed).
+  virtual Status remove_tree(const std::string& path) = 0;
+  // Makes everything written to the file system holding `path` durable (syncfs).
+  virtual Status sync_all(const std::string& path) = 0;
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual bool exists(const std::string& path) = 0;
 };

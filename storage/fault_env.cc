@@ -1,6 +1,7 @@
 #include "storage/fault_env.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ringmail {
@@ -55,11 +56,32 @@ Status FaultEnv::open_append(const std::string& path, bool create,
   return Status::ok();
 }
 
-Status FaultEnv::write_atomic(const std::string& path, std::string_view data) {
+Status FaultEnv::write_atomic(const std::string& path, std::string_view data, bool durable) {
   if (disk_full_) return Status::no_space("write " + path + ": No space left on device");
-  if (fail_syncs_) return Status::io_error("fsync " + path + ".tmp: I/O error (injected)");
-  Status s = base_->write_atomic(path, data);
-  if (s.is_ok()) files_[path] = FileState{data.size(), true};
+  if (fail_syncs_ && durable)
+    return Status::io_error("fsync " + path + ".tmp: I/O error (injected)");
+  Status s = base_->write_atomic(path, data, durable);
+  if (s.is_ok()) files_[path] = durable ? FileState{data.size(), true} : FileState{0, false};
+  return s;
+}
+
+Status FaultEnv::remove_tree(const std::string& path) {
+  std::erase_if(files_, [&path](const auto& f) {
+    return f.first.size() > path.size() && f.first.compare(0, path.size(), path) == 0 &&
+           f.first[path.size()] == '/';
+  });
+  return base_->remove_tree(path);
+}
+
+Status FaultEnv::sync_all(const std::string& path) {
+  if (fail_syncs_) return Status::io_error("syncfs " + path + ": I/O error (injected)");
+  Status s = base_->sync_all(path);
+  if (!s.is_ok()) return s;
+  for (auto& [name, st] : files_) {
+    struct stat info;
+    if (stat(name.c_str(), &info) == 0) st.synced = static_cast<uint64_t>(info.st_size);
+    st.entry_durable = true;
+  }
   return s;
 }
 

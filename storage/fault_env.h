@@ -28,13 +28,15 @@ class FaultEnv : public Env {
   Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
     return base_->open_read(path, out);
   }
-  Status write_atomic(const std::string& path, std::string_view data) override;
+  Status write_atomic(const std::string& path, std::string_view data, bool durable) override;
   Status make_dirs(const std::string& path) override { return base_->make_dirs(path); }
   Status sync_dir(const std::string& path) override;
   Status list_dir(const std::string& path, std::vector<std::string>* names) override {
     return base_->list_dir(path, names);
   }
   Status remove(const std::string& path) override;
+  Status remove_tree(const std::string& path) override;
+  Status sync_all(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   bool exists(const std::string& path) override { return base_->exists(path); }
 

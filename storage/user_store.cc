@@ -1,10 +1,6 @@
 #include "storage/user_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <simdjson.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -19,63 +15,6 @@ namespace {
 constexpr int kRecordFormat = 1;
 constexpr size_t kSaltBytes = 16;
 constexpr size_t kRecordBytesMax = 4096;
-
-std::string errno_text(const std::string& what) {
-  return what + ": " + strerror(errno);
-}
-
-// mkdir -p for the directories below the data dir, each 0700.
-Status make_dirs(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); pos++) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-      return Status::io_error(errno_text(part));
-  }
-  return Status::ok();
-}
-
-Status fsync_dir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error(errno_text(dir));
-  int rc = fsync(fd);
-  close(fd);
-  return rc == 0 ? Status::ok() : Status::io_error(errno_text("fsync " + dir));
-}
-
-Status write_all(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::io_error(errno_text("write " + path));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::ok();
-}
-
-Status remove_tree(const std::string& path) {
-  DIR* d = opendir(path.c_str());
-  if (!d) return errno == ENOENT ? Status::ok() : Status::io_error(errno_text(path));
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    std::string child = path + "/" + name;
-    struct stat st;
-    if (lstat(child.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) {
-      Status s = remove_tree(child);
-      if (!s.is_ok()) {
-        closedir(d);
-        return s;
-      }
-    } else if (unlink(child.c_str()) != 0) {
-      closedir(d);
-      return Status::io_error(errno_text(child));
-    }
-  }
-  closedir(d);
-  return rmdir(path.c_str()) == 0 ? Status::ok() : Status::io_error(errno_text(path));
-}
 
 }  // namespace
 
@@ -118,27 +57,15 @@ std::string UserStore::user_dir(std::string_view name) const {
 
 Status UserStore::write_record(const UserRecord& rec) const {
   std::string dir = user_dir(rec.name);
-  Status s = make_dirs(dir);
+  Status s = env_->make_dirs(dir);
   if (!s.is_ok()) return s;
   std::string json = "{\"format\":" + std::to_string(kRecordFormat) + ",\"name\":\"" + rec.name +
                      "\",\"scram_sha256\":{\"iterations\":" + std::to_string(rec.iterations) +
                      ",\"salt\":\"" + base64_encode(rec.salt) + "\",\"stored_key\":\"" +
                      base64_encode(as_view(rec.stored_key)) + "\",\"server_key\":\"" +
                      base64_encode(as_view(rec.server_key)) + "\"}}\n";
-  // Write a new file, make it durable, then rename it over the old one: a crash leaves either
-  // the old record or the new one, never a torn one.
-  std::string tmp = dir + "/auth.tmp";
-  std::string path = dir + "/auth";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io_error(errno_text(tmp));
-  s = write_all(fd, json, tmp);
-  if (s.is_ok() && !deferred_sync_ && fsync(fd) != 0) {
-    s = Status::io_error(errno_text("fsync " + tmp));
-  }
-  close(fd);
-  if (!s.is_ok()) return s;
-  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::io_error(errno_text("rename " + tmp));
-  return deferred_sync_ ? Status::ok() : fsync_dir(dir);
+  // A crash leaves either the old record or the new one, never a torn one.
+  return env_->write_atomic(dir + "/auth", json, !deferred_sync_);
 }
 
 Status UserStore::add(std::string_view name, std::string_view password, uint32_t iterations) {
@@ -151,7 +78,7 @@ Status UserStore::add(std::string_view name, std::string_view password, uint32_t
   if (!s.is_ok()) return s;
   // The new user's directory entry itself must survive a crash too.
   std::string dir = user_dir(name);
-  return deferred_sync_ ? Status::ok() : fsync_dir(dir.substr(0, dir.rfind('/')));
+  return deferred_sync_ ? Status::ok() : env_->sync_dir(dir.substr(0, dir.rfind('/')));
 }
 
 Status UserStore::set_password(std::string_view name, std::string_view password,
@@ -165,30 +92,26 @@ Status UserStore::set_password(std::string_view name, std::string_view password,
 Status UserStore::remove(std::string_view name) {
   if (!valid_name(name)) return Status::invalid("invalid user name");
   std::string dir = user_dir(name);
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) return Status::not_found("no user " + std::string(name));
-  Status s = remove_tree(dir);
+  if (!env_->exists(dir)) return Status::not_found("no user " + std::string(name));
+  Status s = env_->remove_tree(dir);
   if (!s.is_ok()) return s;
-  return fsync_dir(dir.substr(0, dir.rfind('/')));
+  return env_->sync_dir(dir.substr(0, dir.rfind('/')));
 }
 
 Status UserStore::load(std::string_view name, UserRecord* out) const {
   if (!valid_name(name)) return Status::not_found("no such user");
   std::string path = user_dir(name) + "/auth";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    return errno == ENOENT || errno == ENOTDIR ? Status::not_found("no user " + std::string(name))
-                                               : Status::io_error(errno_text(path));
-  }
-  char buf[kRecordBytesMax];
-  ssize_t n = read(fd, buf, sizeof buf);
-  close(fd);
-  if (n < 0) return Status::io_error(errno_text(path));
-  if (static_cast<size_t>(n) == sizeof buf) return Status::corrupt(path + ": record too large");
+  std::unique_ptr<ReadFile> f;
+  Status rs = env_->open_read(path, &f);
+  if (rs.code() == Status::Code::not_found)
+    return Status::not_found("no user " + std::string(name));
+  if (!rs.is_ok()) return rs;
+  if (f->data().size() > kRecordBytesMax) return Status::corrupt(path + ": record too large");
+  // simdjson wants padding past the end: parse a copy.
+  std::string buf(f->data());
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(buf, static_cast<size_t>(n)).get(root))
-    return Status::corrupt(path + ": not valid JSON");
+  if (parser.parse(buf).get(root)) return Status::corrupt(path + ": not valid JSON");
   int64_t format = 0;
   std::string_view rec_name, salt, stored, server;
   int64_t iterations = 0;
@@ -213,52 +136,32 @@ Status UserStore::load(std::string_view name, UserRecord* out) const {
 }
 
 Status UserStore::sync_all() const {
-  int fd = open(data_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error(errno_text(data_dir_));
-  int rc = syncfs(fd);
-  close(fd);
-  return rc == 0 ? Status::ok() : Status::io_error(errno_text("syncfs " + data_dir_));
+  return env_->sync_all(data_dir_);
 }
 
 bool UserStore::empty() const {
-  std::string root = data_dir_ + "/users";
-  DIR* d = opendir(root.c_str());
-  if (!d) return true;
-  bool found = false;
-  while (!found) {
-    dirent* shard = readdir(d);
-    if (!shard) break;
-    if (shard->d_name[0] == '.') continue;
-    DIR* sd = opendir((root + "/" + shard->d_name).c_str());
-    if (!sd) continue;
-    while (dirent* e = readdir(sd)) {
-      if (valid_name(e->d_name)) {
-        found = true;
-        break;
-      }
-    }
-    closedir(sd);
+  std::vector<std::string> shards;
+  if (!env_->list_dir(data_dir_ + "/users", &shards).is_ok()) return true;
+  for (const std::string& shard : shards) {
+    std::vector<std::string> names;
+    if (!env_->list_dir(data_dir_ + "/users/" + shard, &names).is_ok()) continue;
+    for (const std::string& n : names)
+      if (valid_name(n)) return false;
   }
-  closedir(d);
-  return !found;
+  return true;
 }
 
 Status UserStore::list(std::vector<std::string>* names) const {
-  std::string root = data_dir_ + "/users";
-  DIR* d = opendir(root.c_str());
-  if (!d) return errno == ENOENT ? Status::ok() : Status::io_error(errno_text(root));
-  while (dirent* shard = readdir(d)) {
-    if (shard->d_name[0] == '.') continue;
-    std::string shard_dir = root + "/" + shard->d_name;
-    DIR* sd = opendir(shard_dir.c_str());
-    if (!sd) continue;
-    while (dirent* e = readdir(sd)) {
-      std::string n = e->d_name;
-      if (n != "." && n != ".." && valid_name(n)) names->push_back(n);
-    }
-    closedir(sd);
+  std::vector<std::string> shards;
+  Status s = env_->list_dir(data_dir_ + "/users", &shards);
+  if (s.code() == Status::Code::not_found) return Status::ok();
+  if (!s.is_ok()) return s;
+  for (const std::string& shard : shards) {
+    std::vector<std::string> in_shard;
+    if (!env_->list_dir(data_dir_ + "/users/" + shard, &in_shard).is_ok()) continue;
+    for (const std::string& n : in_shard)
+      if (valid_name(n)) names->push_back(n);
   }
-  closedir(d);
   std::sort(names->begin(), names->end());
   return Status::ok();
 }

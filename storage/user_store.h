@@ -14,6 +14,7 @@
 
 #include "core/crypto.h"
 #include "core/status.h"
+#include "storage/env.h"
 
 namespace ringmail {
 
@@ -37,7 +38,8 @@ class UserStore {
   static constexpr size_t kNameBytesMax = 64;
   static constexpr size_t kPasswordBytesMax = 1024;
 
-  explicit UserStore(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  explicit UserStore(std::string data_dir, Env* env = Env::posix())
+      : data_dir_(std::move(data_dir)), env_(env) {}
 
   // Lowercase ASCII letters, digits and . _ - + @; 1 to 64 bytes; not starting with '.' or '-'.
   static bool valid_name(std::string_view name);
@@ -60,6 +62,7 @@ class UserStore {
  private:
   Status write_record(const UserRecord& rec) const;
   std::string data_dir_;
+  Env* env_;
   bool deferred_sync_ = false;
 };
 
