@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "protocol/authenticator.h"
+#include "storage/fault_env.h"
 
 namespace ringmail {
 namespace {
@@ -83,6 +84,38 @@ TEST_F(UserStoreTest, VerifyLoginTellsOkFromBadCredentials) {
   EXPECT_EQ(verify_login(s, "erin", "s3cret", &error), LoginResult::ok);
   EXPECT_EQ(verify_login(s, "erin", "wrong", &error), LoginResult::bad_credentials);
   EXPECT_EQ(verify_login(s, "nobody", "s3cret", &error), LoginResult::bad_credentials);
+}
+
+TEST_F(UserStoreTest, AFullDiskOrAFailingSyncAddsNoUserAndKeepsTheOldPassword) {
+  FaultEnv env(Env::posix());
+  UserStore s(dir_, &env);
+  ASSERT_TRUE(s.add("frank", "old", 4096).is_ok());
+  env.set_disk_full(true);
+  EXPECT_EQ(s.add("gina", "pw", 4096).code(), Status::Code::no_space);
+  EXPECT_EQ(s.set_password("frank", "new", 4096).code(), Status::Code::no_space);
+  env.set_disk_full(false);
+  env.set_fail_syncs(true);
+  EXPECT_EQ(s.set_password("frank", "new", 4096).code(), Status::Code::io_error);
+  env.set_fail_syncs(false);
+  UserRecord rec;
+  EXPECT_EQ(s.load("gina", &rec).code(), Status::Code::not_found);
+  ASSERT_TRUE(s.load("frank", &rec).is_ok());
+  EXPECT_TRUE(verify_password(rec, "old"));
+}
+
+TEST_F(UserStoreTest, ABulkImportIsDurableOnlyAfterSyncAll) {
+  FaultEnv env(Env::posix());
+  UserStore s(dir_, &env);
+  s.set_deferred_sync(true);
+  ASSERT_TRUE(s.add("hal", "pw", 4096).is_ok());
+  ASSERT_TRUE(env.crash().is_ok());  // before sync_all: as if never added
+  UserRecord rec;
+  EXPECT_EQ(s.load("hal", &rec).code(), Status::Code::not_found);
+  ASSERT_TRUE(s.add("hal", "pw", 4096).is_ok());
+  ASSERT_TRUE(s.sync_all().is_ok());
+  ASSERT_TRUE(env.crash().is_ok());
+  ASSERT_TRUE(s.load("hal", &rec).is_ok());
+  EXPECT_TRUE(verify_password(rec, "pw"));
 }
 
 TEST(CredentialCache, RemembersSuccessesUntilTheyExpire) {
