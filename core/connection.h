@@ -32,6 +32,8 @@ class Session {
   virtual void on_shutdown(Connection& c) = 0;
   // A command is in flight (e.g. waiting for the helper pool); shutdown waits for it.
   virtual bool busy() const = 0;
+  // The connection started to close (called once): work done only for it can be given up.
+  virtual void on_closing(Connection& /*c*/) {}
 };
 
 enum class TimeoutClass : uint8_t { preauth = 0, idle = 1, none = 2 };
@@ -56,6 +58,7 @@ struct alignas(16) Connection {
   bool dirty = false;        // in the reactor's flush list
   bool cancel_sent = false;  // a cancel for the armed recv is on its way
   bool send_cancel_sent = false;
+  bool closing_notified = false;  // Session::on_closing has been called
   TimeoutClass timeout_class = TimeoutClass::preauth;
   uint32_t handoff_target = 0;
 

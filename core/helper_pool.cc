@@ -40,7 +40,7 @@ void HelperPool::run() {
       if (stopping_.load(std::memory_order_acquire)) return;
       continue;
     }
-    job->work();
+    if (!job->abandoned.load(std::memory_order_acquire)) job->work();
     job->origin->complete_helper_job(job);
   }
 }

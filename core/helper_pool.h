@@ -20,6 +20,9 @@ struct HelperJob {
   Reactor* origin = nullptr;   // the reactor that runs `done`
   std::function<void()> work;  // runs on a helper thread; must not touch reactor state
   std::function<void(bool cancelled)> done;  // runs on `origin`'s thread
+  // Set by the origin when nobody needs the result any more (the client left): the pool then
+  // skips `work`; `done` still runs.
+  std::atomic<bool> abandoned{false};
 };
 
 class HelperPool {

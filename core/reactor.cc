@@ -477,6 +477,10 @@ void Reactor::settle(Connection& c) {
 }
 
 void Reactor::settle_close(Connection& c) {
+  if (!c.closing_notified) {
+    c.closing_notified = true;
+    c.session->on_closing(c);
+  }
   if (c.closing && !c.close_now && (c.send_in_flight || !c.out.empty())) return;  // flushing
   if (c.timeout_class != TimeoutClass::none) {
     list_remove(c);
@@ -595,7 +599,8 @@ void Reactor::release(Connection& c) {
   settle(c);
 }
 
-void Reactor::offload(Connection& c, std::function<void()> work, std::function<void(bool)> done) {
+HelperJob* Reactor::offload(Connection& c, std::function<void()> work,
+                            std::function<void(bool)> done) {
   auto* job = new HelperJob();
   job->origin = this;
   job->work = std::move(work);
@@ -609,6 +614,7 @@ void Reactor::offload(Connection& c, std::function<void()> work, std::function<v
   // is absorbed at the pool's pace. Each connection has at most one job, so this is bounded by
   // the connection limit.
   if (!jobs_deferred_.empty() || !submit_job(job)) jobs_deferred_.push_back(job);
+  return job;
 }
 
 bool Reactor::submit_job(HelperJob* job) {

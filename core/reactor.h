@@ -78,7 +78,8 @@ class Reactor {
   // has run; done(cancelled=true) means it closed meanwhile. A session that paused its input for
   // the job clears c.input_paused in `done`; pending input is then processed. When the pool is
   // full the job waits here, in order, for room.
-  void offload(Connection& c, std::function<void()> work, std::function<void(bool)> done);
+  // The job returned may be abandoned (HelperJob::abandoned) until its `done` has run.
+  HelperJob* offload(Connection& c, std::function<void()> work, std::function<void(bool)> done);
   // Keeps `c` allocated while something outside the runtime waits on it (a login coalesced with
   // another one's job); release() then processes pending input and settles it, like a job's end.
   void hold(Connection& c);

@@ -207,7 +207,7 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
     return;
   }
   bool leader = in_flight == ic.logins_in_flight.end();
-  if (leader) ic.logins_in_flight.emplace(user, LoginInFlight{mac, {}});
+  if (leader) ic.logins_in_flight.emplace(user, LoginInFlight{mac, this, {}});
 
   struct Job {
     std::string user, password, error;
@@ -228,19 +228,37 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
   auto done = [this, conn, job, leader, tag_copy = std::string(tag)](bool cancelled) {
     ImapCore& core_state = core(*conn);
     login_pending_ = false;
+    login_job_ = nullptr;
     conn->input_paused = false;
     if (job->result == LoginResult::ok)
       core_state.credentials.remember(job->user, job->password, conn->reactor->now_ms());
     explicit_bzero(job->password.data(), job->password.size());
     if (!cancelled) finish_login(*conn, tag_copy, job->user, job->result, job->error);
     if (!leader) return;
-    auto node = core_state.logins_in_flight.extract(job->user);
+    // The entry is ours unless on_closing() gave it up and another login took the name.
+    auto it = core_state.logins_in_flight.find(job->user);
+    if (it == core_state.logins_in_flight.end() || it->second.leader != this) return;
+    auto node = core_state.logins_in_flight.extract(it);
     for (const LoginWaiter& w : node.mapped().waiters)
       w.session->finish_coalesced_login(*w.conn, w, job->user, job->result, job->error);
   };
-  c.reactor->offload(c, std::move(work), std::move(done));
+  login_job_ = c.reactor->offload(c, std::move(work), std::move(done));
+  login_leader_ = leader;
+  login_user_ = user;
   login_pending_ = true;
   c.input_paused = true;
+}
+
+void ImapSession::on_closing(Connection& c) {
+  if (!login_job_) return;
+  if (login_leader_) {
+    auto& in_flight = core(c).logins_in_flight;
+    auto it = in_flight.find(login_user_);
+    if (it == in_flight.end() || it->second.leader != this || !it->second.waiters.empty()) return;
+    in_flight.erase(it);  // later logins of this name start their own hash
+  }
+  login_job_->abandoned.store(true, std::memory_order_release);
+  RM_LOG(debug, "login_abandoned").kv("conn", c.id).kv("user", login_user_);
 }
 
 void ImapSession::finish_coalesced_login(Connection& c, const LoginWaiter& w,

@@ -26,6 +26,7 @@ struct LoginWaiter {
 };
 struct LoginInFlight {
   Sha256Digest mac;
+  ImapSession* leader = nullptr;  // whose job computes the result
   std::vector<LoginWaiter> waiters;
 };
 
@@ -54,6 +55,8 @@ class ImapSession : public Session {
   void on_timeout(Connection& c) override;
   void on_shutdown(Connection& c) override;
   bool busy() const override { return login_pending_; }
+  // A client that leaves during its LOGIN's hash: nobody else waits for it, so it is skipped.
+  void on_closing(Connection& c) override;
   // The login this session waited on (see LoginWaiter) has its result.
   void finish_coalesced_login(Connection& c, const LoginWaiter& w, const std::string& user,
                               LoginResult result, const std::string& error);
@@ -72,6 +75,9 @@ class ImapSession : public Session {
   CommandFramer framer_;
   State state_ = State::not_authenticated;
   bool login_pending_ = false;
+  HelperJob* login_job_ = nullptr;  // this session's own hash job, until its `done` runs
+  bool login_leader_ = false;       // ... registered in ImapCore::logins_in_flight
+  std::string login_user_;
   std::string user_;
 };
 
