@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/log.h"
 
@@ -27,19 +28,25 @@ std::string lowercase(std::string_view s) {
 }
 
 // IMAP LIST wildcards: '*' matches anything, '%' anything but the hierarchy delimiter.
+// can[j] says whether the pattern read so far matches the first j bytes of the name: time is
+// pattern length x name length whatever the pattern, so no LIST can make a reactor backtrack
+// exponentially (a naive recursive match of "%%%%...X" does).
 bool wildcard_match(std::string_view pat, std::string_view name, bool fold) {
-  if (pat.empty()) return name.empty();
-  if (pat[0] == '*' || pat[0] == '%') {
-    for (size_t i = 0; i <= name.size(); i++) {
-      if (wildcard_match(pat.substr(1), name.substr(i), fold)) return true;
-      if (i < name.size() && pat[0] == '%' && name[i] == '/') return false;
+  const size_t n = name.size();
+  std::vector<char> can(n + 1, 0);
+  can[0] = 1;
+  for (char p : pat) {
+    if (p == '*') {
+      for (size_t j = 1; j <= n; j++) can[j] = can[j] || can[j - 1];
+    } else if (p == '%') {
+      for (size_t j = 1; j <= n; j++) can[j] = can[j] || (can[j - 1] && name[j - 1] != '/');
+    } else {
+      if (fold && p >= 'a' && p <= 'z') p = static_cast<char>(p - 32);
+      for (size_t j = n; j >= 1; j--) can[j] = can[j - 1] && name[j - 1] == p;
+      can[0] = 0;
     }
-    return false;
   }
-  if (name.empty()) return false;
-  char a = pat[0], b = name[0];
-  if (fold && a >= 'a' && a <= 'z') a = static_cast<char>(a - 32);
-  return a == b && wildcard_match(pat.substr(1), name.substr(1), fold);
+  return can[n];
 }
 
 void respond(Connection& c, std::string_view tag, std::string_view text) {

@@ -134,6 +134,10 @@ class TestRawExchanges(ImapBasicsBase):
         self.assertEqual(c.command("a3", 'LIST "" ""'), ['* LIST (\\Noselect) "/" ""',
                                                          "a3 OK LIST completed"])
         self.assertEqual(c.command("a4", 'LIST "" nomatch'), ["a4 OK LIST completed"])
+        # Thousands of wildcards that cannot match: answered at once, not after 6^3000 tries.
+        self.assertEqual(c.command("a5", 'LIST "" ' + "%" * 3000 + "Z"), ["a5 OK LIST completed"])
+        self.assertEqual(c.command("a6", 'LIST "" ' + "*%" * 1000 + "Z"), ["a6 OK LIST completed"])
+        self.assertEqual(c.command("a7", 'LIST "" %I%n%B%o%X%'), [LIST_INBOX, "a7 OK LIST completed"])
 
     def test_login_quoted_strings(self):
         c = self.conn()
