@@ -39,6 +39,11 @@ struct Config {
   int64_t output_bytes_max = 1 << 20;  // queued output before input processing pauses
   int64_t auth_cache_ttl_s = 300;
   int64_t helper_threads = 2;
+  int64_t message_bytes_max = 64 << 20;  // APPENDLIMIT: the largest message APPEND accepts
+  // A user's mail stays open this long after its last session ends (a reconnect is then cheap),
+  // and at most this many such users per core; beyond either, its files are closed.
+  int64_t open_user_idle_s = 60;
+  int64_t open_users_max = 256;
   // How a reactor wakes another after handing it a connection: "auto" (IORING_OP_MSG_RING where
   // the kernel has it, else the target's eventfd), "msg_ring" or "eventfd".
   std::string cross_core_wake = "auto";

@@ -207,6 +207,10 @@ void Reactor::on_cqe(const io_uring_cqe* cqe) {
       static_cast<Reactor*>(ptr)->wake();
       break;
     case kTagIgnore: break;
+    case kTagOp:
+      io_ops_in_flight_--;
+      static_cast<IoOp*>(ptr)->on_complete(cqe->res);
+      break;
     default: RM_ASSERT_MSG(false, "unknown completion tag");
   }
 }
@@ -355,7 +359,7 @@ void Reactor::on_recv(Connection& c, const io_uring_cqe* cqe) {
   } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
     c.close_now = true;
   }
-  if (c.input.size() > static_cast<size_t>(config().pending_input_bytes_max) && !c.read_stopped) {
+  if (c.input.size() > input_limit(c) && !c.read_stopped) {
     // The session is not keeping up (or waits for a job): stop reading and let TCP push back.
     c.read_stopped = true;
     if (c.recv_armed && !c.cancel_sent) {
@@ -366,6 +370,11 @@ void Reactor::on_recv(Connection& c, const io_uring_cqe* cqe) {
   settle(c);
 }
 
+size_t Reactor::input_limit(const Connection& c) const {
+  size_t base = static_cast<size_t>(config().pending_input_bytes_max);
+  return c.session ? base + c.session->input_reserve() : base;
+}
+
 void Reactor::process_input(Connection& c) {
   if (c.input.empty() || c.input_paused || c.handoff_pending || c.closing || c.close_now) return;
   if (c.out.bytes() > static_cast<size_t>(config().output_bytes_max)) return;
@@ -373,7 +382,7 @@ void Reactor::process_input(Connection& c) {
   RM_ASSERT(used <= c.input.size());
   c.input.erase(0, used);
   if (c.input.empty()) std::string().swap(c.input);  // an idle connection holds no buffer
-  if (c.read_stopped && c.input.size() <= static_cast<size_t>(config().pending_input_bytes_max) / 2)
+  if (c.read_stopped && c.input.size() <= input_limit(c) / 2)
     c.read_stopped = false;
 }
 
@@ -426,7 +435,15 @@ void Reactor::on_send(Connection& c, int res) {
   settle(c);
 }
 
+void Reactor::submit_fdatasync(int fd, IoOp* op) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
+  io_uring_sqe_set_data64(s, pack(op, kTagOp));
+  io_ops_in_flight_++;
+}
+
 void Reactor::flush() {
+  shared_->protocol->on_flush(*this);
   // settle() may append to dirty_ (a handoff waiting for its output): index, don't iterate.
   for (size_t i = 0; i < dirty_.size(); i++) {
     Connection* c = dirty_[i];
@@ -728,7 +745,7 @@ void Reactor::shutdown_idle_sessions() {
 }
 
 bool Reactor::shutdown_complete() const {
-  if (connections_ > 0 || !handoff_waiting_.empty()) return false;
+  if (connections_ > 0 || !handoff_waiting_.empty() || io_ops_in_flight_ > 0) return false;
   if (shared_->handoffs_in_flight.load(std::memory_order_seq_cst) > 0) return false;
   for (const auto& ring : incoming_)
     if (ring && !ring->empty()) return false;

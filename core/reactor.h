@@ -39,6 +39,16 @@ class Protocol {
   virtual std::unique_ptr<CoreLocal> make_core_local(Reactor& r) = 0;
   // A new connection: attach a Session and write the greeting.
   virtual void on_accept(Connection& c) = 0;
+  // The flush point of a tick, before output is sent: the moment to start a group commit.
+  virtual void on_flush(Reactor& /*r*/) {}
+};
+
+// An io_uring operation the protocol starts itself (an fsync of the store). Its completion
+// comes on the reactor's thread.
+class alignas(16) IoOp {
+ public:
+  virtual ~IoOp() = default;
+  virtual void on_complete(int res) = 0;
 };
 
 struct RuntimeShared {
@@ -88,6 +98,11 @@ class Reactor {
   // the connection here) when the server is stopping.
   bool handoff(Connection& c, uint32_t target);
   void set_timeout_class(Connection& c, TimeoutClass tc);
+  // Queues an fdatasync of `fd` (submitted at the end of this tick); op->on_complete gets its
+  // result. The file is resolved at submission: closing the descriptor afterwards is safe.
+  void submit_fdatasync(int fd, IoOp* op);
+  // In-flight IoOps; shutdown waits for them.
+  size_t io_ops_in_flight() const { return io_ops_in_flight_; }
 
   // Called by Connection::write and by helper threads.
   void mark_dirty(Connection& c);
@@ -105,6 +120,7 @@ class Reactor {
     kTagXcore = 6,
     kTagIgnore = 7,
     kTagMsgRing = 8,  // our MSG_RING to another reactor failed; the pointer is that reactor
+    kTagOp = 9,       // an IoOp
   };
   static_assert(alignof(Connection) >= 16, "completion tags live in the low 4 pointer bits");
   static uint64_t pack(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
@@ -121,6 +137,7 @@ class Reactor {
   void on_send(Connection& c, int res);
   void on_tick();
   void process_input(Connection& c);
+  size_t input_limit(const Connection& c) const;
   void touch(Connection& c);
   void flush();
   void send(Connection& c);
@@ -159,6 +176,7 @@ class Reactor {
   uint64_t next_conn_id_ = 0;
   size_t connections_ = 0;
   size_t connections_max_ = 0;
+  size_t io_ops_in_flight_ = 0;
   size_t jobs_in_flight_ = 0;             // offloaded, not yet completed here; bounds helper_done_
   std::deque<HelperJob*> jobs_deferred_;  // waiting for room in the pool
   bool accept_armed_ = false;

@@ -198,4 +198,37 @@ bool CommandReader::list_mailbox(std::string_view* out, std::string* scratch) {
   return chars(out, list_char);
 }
 
+bool CommandReader::string(std::string_view* out, std::string* scratch) {
+  if (peek('"')) return quoted(out, scratch);
+  if (peek('{')) return literal(out);
+  return false;
+}
+
+bool CommandReader::number(uint64_t* out, uint64_t max) {
+  size_t start = pos_;
+  uint64_t v = 0;
+  while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+    uint64_t d = static_cast<uint64_t>(s_[pos_] - '0');
+    if (v > (max - d) / 10) return false;
+    v = v * 10 + d;
+    pos_++;
+  }
+  if (pos_ == start) return false;
+  *out = v;
+  return true;
+}
+
+bool CommandReader::sequence_set_text(std::string_view* out) {
+  return chars(out, [](unsigned char c) {
+    return (c >= '0' && c <= '9') || c == ':' || c == ',' || c == '*' || c == '$';
+  });
+}
+
+bool CommandReader::word(std::string_view* out) {
+  return chars(out, [](unsigned char c) {
+    return c != ' ' && c != '(' && c != ')' && c != '[' && c != ']' && c != '\r' && c != '\n' &&
+           c != '\0' && c != '<';
+  });
+}
+
 }  // namespace ringmail

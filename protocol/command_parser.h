@@ -37,6 +37,8 @@ class CommandFramer {
   size_t frame_bytes() const { return pos_; }
   uint64_t literal_bytes() const { return literal_size_; }
   bool literal_sync() const { return literal_sync_; }
+  // The bytes the command will hold once the literal being read has arrived (0 outside one).
+  uint64_t committed_bytes() const { return literal_left_ > 0 ? pos_ + literal_left_ : 0; }
 
  private:
   size_t pos_ = 0;         // everything before pos_ is scanned
@@ -58,7 +60,22 @@ class CommandReader {
   bool astring(std::string_view* out, std::string* scratch);
   // list-mailbox: like astring, but atoms may also hold the wildcards % and *.
   bool list_mailbox(std::string_view* out, std::string* scratch);
+  // string = quoted / literal (no atom).
+  bool string(std::string_view* out, std::string* scratch);
+  // A number (RFC 9051 number / number64): digits only, at most `max`.
+  bool number(uint64_t* out, uint64_t max = UINT32_MAX);
+  // A run of sequence-set characters (digits, ':', ',', '*', '$'); the caller parses it.
+  bool sequence_set_text(std::string_view* out);
+  // Consumes `c` if it is next.
+  bool ch(char c) {
+    if (!peek(c)) return false;
+    pos_++;
+    return true;
+  }
+  // Any run of bytes other than SP, parentheses, brackets and CRLF (e.g. a fetch att name).
+  bool word(std::string_view* out);
   bool peek(char c) const { return pos_ < s_.size() && s_[pos_] == c; }
+  std::string_view rest() const { return s_.substr(pos_); }
   // At the final CRLF (a bare LF is tolerated).
   bool at_end() const;
   size_t pos() const { return pos_; }

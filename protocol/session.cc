@@ -5,66 +5,55 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/crypto.h"
 #include "core/log.h"
+#include "protocol/imap_text.h"
 
 namespace ringmail {
 namespace {
 
-constexpr std::string_view kCapabilities = "IMAP4rev1 LITERAL+";
 constexpr size_t kTagBytesMax = 64;
-constexpr uint64_t kAuthenticatedLiteralBytesMax = 64 * 1024;  // until APPEND streams to the store
+// Literals of commands other than APPEND (a SEARCH string, a mailbox name) stay small, so a
+// flood of them cannot hold much memory (the SEARCH-literal exhaustion of CVE-2024-34055).
+constexpr uint64_t kOtherLiteralBytesMax = 64 * 1024;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x >= 'a' && x <= 'z' ? x - 32 : x) == (y >= 'a' && y <= 'z' ? y - 32 : y);
-         });
-}
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
-  return out;
-}
-
-// IMAP LIST wildcards: '*' matches anything, '%' anything but the hierarchy delimiter.
-// can[j] says whether the pattern read so far matches the first j bytes of the name: time is
-// pattern length x name length whatever the pattern, so no LIST can make a reactor backtrack
-// exponentially (a naive recursive match of "%%%%...X" does).
-bool wildcard_match(std::string_view pat, std::string_view name, bool fold) {
-  const size_t n = name.size();
-  std::vector<char> can(n + 1, 0);
-  can[0] = 1;
-  for (char p : pat) {
-    if (p == '*') {
-      for (size_t j = 1; j <= n; j++) can[j] = can[j] || can[j - 1];
-    } else if (p == '%') {
-      for (size_t j = 1; j <= n; j++) can[j] = can[j] || (can[j - 1] && name[j - 1] != '/');
-    } else {
-      if (fold && p >= 'a' && p <= 'z') p = static_cast<char>(p - 32);
-      for (size_t j = n; j >= 1; j--) can[j] = can[j - 1] && name[j - 1] == p;
-      can[0] = 0;
-    }
+bool command_is(std::string_view head, std::string_view cmd) {
+  CommandReader r(head);
+  std::string_view tag, name;
+  if (!r.tag(&tag) || !r.sp() || !r.atom(&name)) return false;
+  if (iequals(name, "UID")) {
+    if (!r.sp() || !r.atom(&name)) return false;
   }
-  return can[n];
-}
-
-void respond(Connection& c, std::string_view tag, std::string_view text) {
-  std::string line;
-  line.reserve(tag.size() + text.size() + 3);
-  line.append(tag).append(" ").append(text).append("\r\n");
-  c.write(line);
+  return iequals(name, cmd);
 }
 
 }  // namespace
 
 std::unique_ptr<CoreLocal> ImapProtocol::make_core_local(Reactor& r) {
-  return std::make_unique<ImapCore>(r.config());
+  return std::make_unique<ImapCore>(r, r.config());
 }
 
 void ImapProtocol::on_accept(Connection& c) {
-  c.session = std::make_unique<ImapSession>();
-  c.write("* OK [CAPABILITY " + std::string(kCapabilities) + "] ringmail ready\r\n");
+  auto s = std::make_unique<ImapSession>();
+  c.write("* OK [CAPABILITY " + s->capabilities_text() + "] ringmail ready\r\n");
+  c.session = std::move(s);
+}
+
+void ImapProtocol::on_flush(Reactor& r) {
+  static_cast<ImapCore*>(r.core_local())->flush();
+}
+
+std::string ImapSession::capabilities_text() const {
+  std::string caps = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR";
+  if (state_ == State::not_authenticated) {
+    caps += " AUTH=PLAIN ID ENABLE";
+    return caps;
+  }
+  caps +=
+      " ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED "
+      "LIST-STATUS ESEARCH SEARCHRES STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND";
+  caps += " APPENDLIMIT=" + std::to_string(appendlimit_);
+  return caps;
 }
 
 ImapCore& ImapSession::core(Connection& c) const {
@@ -75,8 +64,12 @@ CommandFramer::Limits ImapSession::limits(const Connection& c) const {
   const Config& cfg = c.reactor->config();
   uint64_t literal_max = state_ == State::not_authenticated
                              ? static_cast<uint64_t>(cfg.preauth_literal_bytes_max)
-                             : kAuthenticatedLiteralBytesMax;
+                             : static_cast<uint64_t>(cfg.message_bytes_max);
   return {static_cast<size_t>(cfg.line_bytes_max), literal_max};
+}
+
+size_t ImapSession::input_reserve() const {
+  return static_cast<size_t>(framer_.committed_bytes());
 }
 
 size_t ImapSession::on_input(Connection& c, std::string_view input) {
@@ -87,7 +80,13 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
     if (c.out.bytes() > output_max) break;  // resumes when the client has read some output
     std::string_view rest = input.substr(consumed);
     switch (framer_.scan(rest, limits(c))) {
-      case CommandFramer::Result::need_more: return consumed;
+      case CommandFramer::Result::need_more:
+        if (framer_.committed_bytes() > kOtherLiteralBytesMax && !command_is(rest, "APPEND")) {
+          c.write("* BYE [TOOBIG] Literal too large for this command\r\n");
+          c.close_after_flush();
+          return input.size();
+        }
+        return consumed;
       case CommandFramer::Result::literal_wanted: {
         std::string refusal;
         if (literal_acceptable(c, rest.substr(0, framer_.frame_bytes()), &refusal)) {
@@ -137,20 +136,36 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
 
 bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
                                      std::string* refusal) const {
+  (void)c;
   CommandReader r(head);
   std::string_view tag, cmd;
   if (!r.tag(&tag) || !r.sp() || !r.atom(&cmd)) {
     *refusal = "* BAD Syntax error before the literal\r\n";
     return false;
   }
-  bool ok = state_ == State::not_authenticated ? iequals(cmd, "LOGIN")
-                                               : (iequals(cmd, "LIST") || iequals(cmd, "NOOP"));
-  if (!ok) *refusal = std::string(tag) + " BAD Literal not expected here\r\n";
-  (void)c;
-  return ok;
+  if (sasl_wait_ || idling_) {
+    *refusal = "* BAD Literal not expected here\r\n";
+    return false;
+  }
+  if (state_ == State::not_authenticated) {
+    if (iequals(cmd, "LOGIN") || iequals(cmd, "AUTHENTICATE")) return true;
+    *refusal = std::string(tag) + " BAD Literal not expected here\r\n";
+    return false;
+  }
+  if (framer_.literal_bytes() > kOtherLiteralBytesMax && !command_is(head, "APPEND")) {
+    *refusal = std::string(tag) + " NO [TOOBIG] Literal too large for this command\r\n";
+    return false;
+  }
+  if (iequals(cmd, "APPEND") && framer_.literal_bytes() > appendlimit_) {
+    *refusal = std::string(tag) + " NO [TOOBIG] Message larger than APPENDLIMIT\r\n";
+    return false;
+  }
+  return true;
 }
 
 void ImapSession::execute(Connection& c, std::string_view frame) {
+  if (sasl_wait_) return sasl_response(c, frame);
+  if (idling_) return idle_input(c, frame);
   CommandReader r(frame);
   std::string_view tag, cmd;
   if (!r.tag(&tag) || tag.size() > kTagBytesMax) {
@@ -161,34 +176,175 @@ void ImapSession::execute(Connection& c, std::string_view frame) {
     respond(c, tag, "BAD Missing command");
     return;
   }
-  if (iequals(cmd, "CAPABILITY") || iequals(cmd, "NOOP") || iequals(cmd, "LOGOUT")) {
-    if (!r.at_end()) {
-      respond(c, tag, "BAD Unexpected arguments");
-      return;
-    }
+  dispatch(c, tag, cmd, r);
+}
+
+void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view cmd,
+                           CommandReader& r) {
+  // Any state.
+  if (iequals(cmd, "CAPABILITY") || iequals(cmd, "NOOP") || iequals(cmd, "LOGOUT") ||
+      iequals(cmd, "CHECK")) {
+    if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
     if (iequals(cmd, "CAPABILITY")) {
-      c.write("* CAPABILITY " + std::string(kCapabilities) + "\r\n");
-      respond(c, tag, "OK CAPABILITY completed");
-    } else if (iequals(cmd, "NOOP")) {
-      respond(c, tag, "OK NOOP completed");
-    } else {
+      c.write("* CAPABILITY " + capabilities_text() + "\r\n");
+      return respond(c, tag, "OK CAPABILITY completed");
+    }
+    if (iequals(cmd, "LOGOUT")) {
       c.write("* BYE Logging out\r\n");
       respond(c, tag, "OK LOGOUT completed");
       state_ = State::logout;
       c.close_after_flush();
+      return;
     }
-    return;
+    if (iequals(cmd, "CHECK") && state_ != State::selected)
+      return respond(c, tag, "BAD No mailbox selected");
+    return respond_ok(c, tag, iequals(cmd, "NOOP") ? "NOOP completed" : "CHECK completed");
   }
-  if (iequals(cmd, "LOGIN")) return cmd_login(c, tag, r);
-  if (iequals(cmd, "LIST")) return cmd_list(c, tag, r);
-  respond(c, tag, "BAD Unknown command");
+  if (iequals(cmd, "ID")) return cmd_id(c, tag, r);
+  if (state_ == State::not_authenticated) {
+    if (iequals(cmd, "LOGIN")) return cmd_login(c, tag, r);
+    if (iequals(cmd, "AUTHENTICATE")) return cmd_authenticate(c, tag, r);
+    if (iequals(cmd, "ENABLE")) return respond(c, tag, "BAD Log in first");
+    if (iequals(cmd, "STARTTLS")) return respond(c, tag, "BAD STARTTLS is not offered here");
+    static const char* const kAfterLogin[] = {
+        "SELECT", "EXAMINE", "LIST",   "LSUB",   "CREATE", "DELETE", "RENAME",  "SUBSCRIBE",
+        "UNSUBSCRIBE", "STATUS", "APPEND", "IDLE", "NAMESPACE", "FETCH", "STORE", "COPY",
+        "MOVE", "SEARCH", "EXPUNGE", "CLOSE", "UNSELECT", "UID"};
+    for (const char* k : kAfterLogin)
+      if (iequals(cmd, k)) return respond(c, tag, "BAD Not authenticated");
+    return respond(c, tag, "BAD Unknown command");
+  }
+  if (iequals(cmd, "LOGIN") || iequals(cmd, "AUTHENTICATE"))
+    return respond(c, tag, "BAD Already authenticated");
+  // Authenticated and selected.
+  if (iequals(cmd, "ENABLE")) return cmd_enable(c, tag, r);
+  if (iequals(cmd, "SELECT")) return cmd_select(c, tag, r, false);
+  if (iequals(cmd, "EXAMINE")) return cmd_select(c, tag, r, true);
+  if (iequals(cmd, "LIST")) return cmd_list(c, tag, r, false);
+  if (iequals(cmd, "LSUB")) return cmd_list(c, tag, r, true);
+  if (iequals(cmd, "CREATE")) return cmd_create(c, tag, r);
+  if (iequals(cmd, "DELETE")) return cmd_delete(c, tag, r);
+  if (iequals(cmd, "RENAME")) return cmd_rename(c, tag, r);
+  if (iequals(cmd, "SUBSCRIBE")) return cmd_subscribe(c, tag, r, true);
+  if (iequals(cmd, "UNSUBSCRIBE")) return cmd_subscribe(c, tag, r, false);
+  if (iequals(cmd, "STATUS")) return cmd_status(c, tag, r);
+  if (iequals(cmd, "APPEND")) return cmd_append(c, tag, r);
+  if (iequals(cmd, "IDLE")) return cmd_idle(c, tag, r);
+  if (iequals(cmd, "NAMESPACE")) {
+    if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+    c.write("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    return respond_ok(c, tag, "NAMESPACE completed");
+  }
+  bool is_message_command = iequals(cmd, "FETCH") || iequals(cmd, "STORE") ||
+                            iequals(cmd, "COPY") || iequals(cmd, "MOVE") ||
+                            iequals(cmd, "SEARCH") || iequals(cmd, "EXPUNGE") ||
+                            iequals(cmd, "CLOSE") || iequals(cmd, "UNSELECT") ||
+                            iequals(cmd, "UID");
+  if (!is_message_command) return respond(c, tag, "BAD Unknown command");
+  if (state_ != State::selected) return respond(c, tag, "BAD No mailbox selected");
+  if (iequals(cmd, "CLOSE")) return cmd_close(c, tag, r, true);
+  if (iequals(cmd, "UNSELECT")) return cmd_close(c, tag, r, false);
+  bool uid = false;
+  if (iequals(cmd, "UID")) {
+    if (!r.sp() || !r.atom(&cmd)) return respond(c, tag, "BAD Expected a command after UID");
+    uid = true;
+  }
+  if (iequals(cmd, "FETCH")) return cmd_fetch(c, tag, r, uid);
+  if (iequals(cmd, "STORE")) return cmd_store(c, tag, r, uid);
+  if (iequals(cmd, "COPY")) return cmd_copy(c, tag, r, uid, false);
+  if (iequals(cmd, "MOVE")) return cmd_copy(c, tag, r, uid, true);
+  if (iequals(cmd, "SEARCH")) return cmd_search(c, tag, r, uid);
+  if (iequals(cmd, "EXPUNGE")) return cmd_expunge(c, tag, r, uid);
+  respond(c, tag, "BAD Unknown UID command");
 }
 
-void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& r) {
-  if (state_ != State::not_authenticated) {
-    respond(c, tag, "BAD Already authenticated");
+void ImapSession::respond_ok(Connection& c, std::string_view tag, std::string_view text,
+                             bool expunges_allowed) {
+  if (state_ == State::selected) report_updates(c, expunges_allowed);
+  std::string line = "OK ";
+  line.append(text);
+  respond(c, tag, line);
+}
+
+void ImapSession::respond_durable(Connection& c, std::string_view tag, std::string text) {
+  durable_tag_ = std::string(tag);
+  durable_text_ = std::move(text);
+  durable_pending_ = true;
+  core(c).wait_durable(c, this, open_);
+}
+
+void ImapSession::on_durable(Connection& c, const Status& s) {
+  if (!durable_pending_) return;
+  durable_pending_ = false;
+  if (c.closing || c.close_now) return;
+  if (!s.is_ok()) {
+    respond(c, durable_tag_, "NO [SERVERBUG] The change could not be made durable: " +
+                                 one_line(s.message()));
     return;
   }
+  if (durable_text_.rfind("OK ", 0) == 0 && state_ == State::selected)
+    report_updates(c, durable_expunges_);
+  durable_expunges_ = true;
+  respond(c, durable_tag_, durable_text_);
+  c.reactor->mark_dirty(c);
+}
+
+void ImapSession::cmd_id(Connection& c, std::string_view tag, CommandReader& r) {
+  // RFC 2971: the client's parameters are read and ignored; ours are name and version.
+  if (!r.sp()) return respond(c, tag, "BAD Expected: ID (params) or ID NIL");
+  std::string_view word;
+  if (r.peek('(')) {
+    r.ch('(');
+    int fields = 0;
+    while (!r.ch(')')) {
+      std::string scratch;
+      std::string_view v;
+      if (fields > 0 && !r.sp()) return respond(c, tag, "BAD Malformed ID parameter list");
+      if (!r.string(&v, &scratch)) {
+        if (!r.atom(&v) || !iequals(v, "NIL")) return respond(c, tag, "BAD Malformed ID value");
+      }
+      if (++fields > 60) return respond(c, tag, "BAD Too many ID fields");
+    }
+  } else if (!r.atom(&word) || !iequals(word, "NIL")) {
+    return respond(c, tag, "BAD Expected: ID (params) or ID NIL");
+  }
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  c.write("* ID (\"name\" \"ringmail\" \"version\" \"0.2\")\r\n");
+  respond(c, tag, "OK ID completed");
+}
+
+void ImapSession::cmd_enable(Connection& c, std::string_view tag, CommandReader& r) {
+  std::string enabled;
+  int n = 0;
+  while (r.sp()) {
+    std::string_view cap;
+    if (!r.atom(&cap)) return respond(c, tag, "BAD Expected capability names");
+    n++;
+    auto add = [&](bool* flag, const char* name) {
+      if (*flag) return;
+      *flag = true;
+      enabled.append(" ").append(name);
+    };
+    if (iequals(cap, "CONDSTORE")) {
+      add(&condstore_, "CONDSTORE");
+    } else if (iequals(cap, "QRESYNC")) {
+      add(&qresync_, "QRESYNC");
+      condstore_ = true;
+    } else if (iequals(cap, "IMAP4rev2")) {
+      add(&rev2_, "IMAP4rev2");
+      utf8_ = true;
+    } else if (iequals(cap, "UTF8=ACCEPT")) {
+      add(&utf8_, "UTF8=ACCEPT");
+    }
+  }
+  if (n == 0 || !r.at_end()) return respond(c, tag, "BAD Expected: ENABLE capability...");
+  c.write("* ENABLED" + enabled + "\r\n");
+  respond(c, tag, "OK ENABLE completed");
+}
+
+// ---- Authentication -------------------------------------------------------------------------
+
+void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& r) {
   std::string user_scratch, pass_scratch;
   std::string_view user_arg, password;
   if (!r.sp() || !r.astring(&user_arg, &user_scratch) || !r.sp() ||
@@ -196,7 +352,59 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
     respond(c, tag, "BAD Expected: LOGIN user password");
     return;
   }
+  start_login(c, tag, user_arg, password, "LOGIN");
+}
+
+void ImapSession::cmd_authenticate(Connection& c, std::string_view tag, CommandReader& r) {
+  std::string_view mech, initial;
+  if (!r.sp() || !r.atom(&mech)) return respond(c, tag, "BAD Expected: AUTHENTICATE mechanism");
+  if (!iequals(mech, "PLAIN"))
+    return respond(c, tag, "NO [CANNOT] Unsupported authentication mechanism");
+  if (r.sp()) {
+    // SASL-IR (RFC 4959): the initial response on the command line; "=" is an empty one.
+    if (!r.word(&initial)) return respond(c, tag, "BAD Malformed initial response");
+  }
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  if (initial.empty()) {
+    sasl_wait_ = true;
+    sasl_tag_ = std::string(tag);
+    c.write("+ \r\n");
+    return;
+  }
+  sasl_tag_ = std::string(tag);
+  sasl_response(c, std::string(initial) + "\r\n");
+}
+
+void ImapSession::sasl_response(Connection& c, std::string_view line) {
+  sasl_wait_ = false;
+  std::string tag = std::move(sasl_tag_);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line == "*") return respond(c, tag, "BAD Authentication cancelled");
+  std::string decoded;
+  if (line != "=" && !base64_decode(line, &decoded))
+    return respond(c, tag, "BAD Invalid base64 in the SASL response");
+  // PLAIN (RFC 4616): authzid NUL authcid NUL passwd.
+  size_t a = decoded.find('\0');
+  size_t b = a == std::string::npos ? a : decoded.find('\0', a + 1);
+  if (b == std::string::npos) {
+    explicit_bzero(decoded.data(), decoded.size());
+    return respond(c, tag, "BAD Malformed PLAIN response");
+  }
+  std::string_view authz(decoded.data(), a);
+  std::string_view authc(decoded.data() + a + 1, b - a - 1);
+  std::string_view pass(decoded.data() + b + 1, decoded.size() - b - 1);
+  if (!authz.empty() && !iequals(authz, authc)) {
+    explicit_bzero(decoded.data(), decoded.size());
+    return respond(c, tag, "NO [AUTHORIZATIONFAILED] No authorization as another user");
+  }
+  start_login(c, tag, authc, pass, "PLAIN");
+  explicit_bzero(decoded.data(), decoded.size());
+}
+
+void ImapSession::start_login(Connection& c, std::string_view tag, std::string_view user_arg,
+                              std::string_view password, const char* mech) {
   std::string user = lowercase(user_arg);
+  mech_ = mech;
   ImapCore& ic = core(c);
   if (user.size() <= UserStore::kNameBytesMax && password.size() <= UserStore::kPasswordBytesMax &&
       ic.credentials.check(user, password, c.reactor->now_ms())) {
@@ -257,6 +465,10 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
 }
 
 void ImapSession::on_closing(Connection& c) {
+  if (open_) {
+    core(c).detach(c, this, open_);
+    open_ = nullptr;
+  }
   if (!login_job_) return;
   if (login_leader_) {
     auto& in_flight = core(c).logins_in_flight;
@@ -286,49 +498,52 @@ void ImapSession::finish_login(Connection& c, const std::string& tag, const std:
     return;
   }
   if (result == LoginResult::bad_credentials) {
-    RM_LOG(info, "login_failed").kv("user", user).kv("peer", c.peer_text()).kv("mech", "LOGIN");
+    RM_LOG(info, "login_failed").kv("user", user).kv("peer", c.peer_text()).kv("mech", mech_);
     respond(c, tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
     return;
   }
-  state_ = State::authenticated;
   user_ = user;
-  r.set_timeout_class(c, TimeoutClass::idle);
-  respond(c, tag, "OK [CAPABILITY " + std::string(kCapabilities) + "] LOGIN completed");
+  pending_tag_ = tag;
   uint32_t owner = r.routing().owner(user);
   RM_LOG(info, "login")
       .kv("user", user)
       .kv("peer", c.peer_text())
-      .kv("mech", "LOGIN")
+      .kv("mech", mech_)
       .kv("conn", c.id)
       .kv("core", r.index())
       .kv("owner", owner);
-  if (owner != r.index()) r.handoff(c, owner);
-}
-
-void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r) {
-  if (state_ != State::authenticated) {
-    respond(c, tag, "BAD Not authenticated");
+  // The tagged OK follows once the mail is open on the owner core (on_mail_ready).
+  mail_pending_ = true;
+  if (owner != r.index()) {
+    if (r.handoff(c, owner)) return;  // continues in on_adopted()
+    mail_pending_ = false;
+    respond(c, tag, "NO [UNAVAILABLE] Server shutting down");
     return;
   }
-  std::string ref_scratch, pat_scratch;
-  std::string_view reference, pattern;
-  if (!r.sp() || r.peek('(') || !r.astring(&reference, &ref_scratch) || !r.sp() ||
-      !r.list_mailbox(&pattern, &pat_scratch) || !r.at_end()) {
-    respond(c, tag, "BAD Expected: LIST reference mailbox");
-    return;
-  }
-  if (pattern.empty()) {
-    c.write("* LIST (\\Noselect) \"/\" \"\"\r\n");
-  } else {
-    std::string full(reference);
-    full.append(pattern);
-    if (wildcard_match(full, "INBOX", true)) c.write("* LIST (\\HasNoChildren) \"/\" INBOX\r\n");
-  }
-  respond(c, tag, "OK LIST completed");
+  core(c).attach(c, this, user_);
 }
 
 void ImapSession::on_adopted(Connection& c) {
   RM_LOG(debug, "adopted").kv("conn", c.id).kv("core", c.reactor->index()).kv("user", user_);
+  if (mail_pending_) core(c).attach(c, this, user_);
+}
+
+void ImapSession::on_mail_ready(Connection& c, OpenUser* user, const Status& s) {
+  mail_pending_ = false;
+  std::string tag = std::move(pending_tag_);
+  if (!s.is_ok()) {
+    core(c).detach(c, this, user);
+    respond(c, tag, "NO [UNAVAILABLE] Your mail cannot be opened now; try again later");
+    return;
+  }
+  open_ = user;
+  state_ = State::authenticated;
+  appendlimit_ = static_cast<uint64_t>(c.reactor->config().message_bytes_max);
+  c.reactor->set_timeout_class(c, TimeoutClass::idle);
+  respond(c, tag,
+          "OK [CAPABILITY " + capabilities_text() + "] " +
+              (strcmp(mech_, "LOGIN") == 0 ? "LOGIN" : "AUTHENTICATE") + " completed");
+  c.reactor->mark_dirty(c);
 }
 
 void ImapSession::on_timeout(Connection& c) {

@@ -1,76 +1,120 @@
-// The IMAP session state machine on top of the runtime. This first cut serves the greeting,
-// CAPABILITY, NOOP, LOGOUT, LOGIN and a LIST of INBOX; the full command set arrives with the
-// protocol issue.
+// The IMAP session state machine: one per connection, on the reactor that owns the connection.
+// Commands run to completion on that thread; a change to mail answers only once it is durable
+// (ImapCore's group commit), and sessions of one user see each other's changes at the moments
+// RFC 9051 allows.
 #pragma once
 
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/reactor.h"
 #include "protocol/authenticator.h"
 #include "protocol/command_parser.h"
+#include "protocol/imap_core.h"
+#include "protocol/mime_render.h"
 #include "storage/user_store.h"
 
 namespace ringmail {
-
-class ImapSession;
-
-// A LOGIN waiting for the result of an identical one (same user, same password) whose hash is
-// already being computed on this core: a storm of reconnects costs one hash per user.
-struct LoginWaiter {
-  Connection* conn;
-  ImapSession* session;
-  std::string tag;
-};
-struct LoginInFlight {
-  Sha256Digest mac;
-  ImapSession* leader = nullptr;  // whose job computes the result
-  std::vector<LoginWaiter> waiters;
-};
-
-// Per-core protocol state.
-struct ImapCore : CoreLocal {
-  ImapCore(const Config& config)
-      : store(config.data_dir),
-        credentials(static_cast<uint64_t>(config.auth_cache_ttl_s) * 1000) {}
-  UserStore store;
-  CredentialCache credentials;
-  std::unordered_map<std::string, LoginInFlight> logins_in_flight;  // by user name
-};
 
 class ImapProtocol : public Protocol {
  public:
   std::unique_ptr<CoreLocal> make_core_local(Reactor& r) override;
   void on_accept(Connection& c) override;
+  void on_flush(Reactor& r) override;
 };
 
 class ImapSession : public Session {
  public:
-  enum class State : uint8_t { not_authenticated, authenticated, logout };
+  enum class State : uint8_t { not_authenticated, authenticated, selected, logout };
 
+  std::string capabilities_text() const;
   size_t on_input(Connection& c, std::string_view input) override;
   void on_adopted(Connection& c) override;
   void on_timeout(Connection& c) override;
   void on_shutdown(Connection& c) override;
-  bool busy() const override { return login_pending_; }
+  bool busy() const override { return login_pending_ || durable_pending_ || mail_pending_; }
+  size_t input_reserve() const override;
   // A client that leaves during its LOGIN's hash: nobody else waits for it, so it is skipped.
   void on_closing(Connection& c) override;
   // The login this session waited on (see LoginWaiter) has its result.
   void finish_coalesced_login(Connection& c, const LoginWaiter& w, const std::string& user,
                               LoginResult result, const std::string& error);
 
+  // From ImapCore: the user's mail is open (or could not be opened: `s`).
+  void on_mail_ready(Connection& c, OpenUser* user, const Status& s);
+  // From ImapCore: the changes of the last command are durable (or not: `s`).
+  void on_durable(Connection& c, const Status& s);
+  // From ImapCore: another session changed these mailboxes (durably).
+  void on_mailbox_changed(Connection& c, const std::vector<uint32_t>& mailboxes);
+
  private:
-  // Returns false when processing must stop after this command (a pause or a close).
+  struct Flags {
+    uint32_t system = 0;
+    std::vector<std::string> keywords;
+  };
+
   void execute(Connection& c, std::string_view frame);
+  void dispatch(Connection& c, std::string_view tag, std::string_view cmd, CommandReader& r);
   bool literal_acceptable(Connection& c, std::string_view head, std::string* refusal) const;
-  void cmd_login(Connection& c, std::string_view tag, CommandReader& r);
-  void cmd_list(Connection& c, std::string_view tag, CommandReader& r);
-  void finish_login(Connection& c, const std::string& tag, const std::string& user,
-                    LoginResult result, const std::string& error);
   CommandFramer::Limits limits(const Connection& c) const;
   ImapCore& core(Connection& c) const;
+  ImapRevision revision() const { return rev2_ ? ImapRevision::rev2 : ImapRevision::rev1; }
+
+  // Authentication (session.cc).
+  void cmd_login(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_authenticate(Connection& c, std::string_view tag, CommandReader& r);
+  void sasl_response(Connection& c, std::string_view line);
+  void start_login(Connection& c, std::string_view tag, std::string_view user,
+                   std::string_view password, const char* mech);
+  void finish_login(Connection& c, const std::string& tag, const std::string& user,
+                    LoginResult result, const std::string& error);
+  void cmd_enable(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_id(Connection& c, std::string_view tag, CommandReader& r);
+
+  // Mailboxes (session_mailbox.cc).
+  bool read_mailbox_name(CommandReader& r, std::string* name, std::string* error) const;
+  void append_mailbox_name(std::string_view name, std::string* out) const;
+  void cmd_list(Connection& c, std::string_view tag, CommandReader& r, bool lsub);
+  void cmd_create(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_delete(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_rename(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_subscribe(Connection& c, std::string_view tag, CommandReader& r, bool on);
+  void cmd_status(Connection& c, std::string_view tag, CommandReader& r);
+  bool append_status(const UserMail::Mailbox& m, const std::vector<std::string>& items,
+                     std::string* out);
+  void cmd_select(Connection& c, std::string_view tag, CommandReader& r, bool read_only);
+  void cmd_close(Connection& c, std::string_view tag, CommandReader& r, bool expunge);
+  void deselect();
+
+  // Messages (session_message.cc).
+  void cmd_append(Connection& c, std::string_view tag, CommandReader& r);
+  void cmd_fetch(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void cmd_store(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void cmd_copy(Connection& c, std::string_view tag, CommandReader& r, bool uid, bool move);
+  void cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void cmd_idle(Connection& c, std::string_view tag, CommandReader& r);
+  void idle_input(Connection& c, std::string_view line);
+  bool read_flag_list(CommandReader& r, Flags* flags, std::string* error);
+  bool resolve_flags(const Flags& f, MailboxIndex* idx, uint32_t* system, uint64_t* keywords,
+                     std::string* error);
+  void append_flags(uint32_t system, uint64_t keywords, const MailboxIndex& idx,
+                    std::string* out) const;
+  // The messages a sequence set names in this session's view, as indexes into uids_.
+  // False (with a BAD already written) when a sequence number is out of range.
+  bool select_messages(Connection& c, std::string_view tag, std::string_view set_text, bool uid,
+                       std::vector<uint32_t>* positions);
+  MailboxIndex* selected_index();
+  // Tells the client what changed in the selected mailbox since it last heard: EXISTS always,
+  // flag changes always, expunges only when `expunges_allowed`.
+  void report_updates(Connection& c, bool expunges_allowed);
+  void report_expunges(Connection& c, const std::vector<uint32_t>& positions_desc);
+  // Answers a command that changed mail once the change is durable.
+  void respond_durable(Connection& c, std::string_view tag, std::string text);
+  void respond_ok(Connection& c, std::string_view tag, std::string_view text,
+                  bool expunges_allowed = true);
 
   CommandFramer framer_;
   State state_ = State::not_authenticated;
@@ -79,6 +123,39 @@ class ImapSession : public Session {
   bool login_leader_ = false;       // ... registered in ImapCore::logins_in_flight
   std::string login_user_;
   std::string user_;
+  std::string pending_tag_;  // LOGIN/AUTHENTICATE answered once the mail is open
+  bool mail_pending_ = false;
+  const char* mech_ = "LOGIN";
+  uint64_t appendlimit_ = 0;
+  OpenUser* open_ = nullptr;
+
+  bool sasl_wait_ = false;  // AUTHENTICATE PLAIN waits for the client's response line
+  std::string sasl_tag_;
+
+  bool durable_pending_ = false;  // the tagged response below waits for the group commit
+  std::string durable_tag_;
+  std::string durable_text_;
+  bool durable_expunges_ = true;  // the parked response may report expunges (not for FETCH...)
+
+  bool rev2_ = false;  // ENABLE IMAP4rev2
+  bool utf8_ = false;  // ENABLE UTF8=ACCEPT (or IMAP4rev2): mailbox names in UTF-8
+  bool condstore_ = false;
+  bool qresync_ = false;
+
+  // The selected mailbox as this client knows it.
+  uint32_t selected_ = 0;
+  bool read_only_ = false;
+  std::vector<uint32_t> uids_;  // sequence number n is uids_[n - 1]
+  uint64_t known_modseq_ = 0;   // flag changes up to here are reported
+  std::unordered_set<uint64_t> own_modseqs_;  // changes this session reported itself
+  bool changes_pending_ = false;
+  std::vector<uint32_t> saved_uids_;  // SEARCHRES
+
+  bool idling_ = false;
+  std::string idle_tag_;
+
+  MimeInfo mime_;  // reused between messages
+  std::string out_;
 };
 
 }  // namespace ringmail

@@ -261,6 +261,11 @@ Status MailboxIndex::sync() {
   return s;
 }
 
+void MailboxIndex::note_sync(int err) {
+  if (err == 0 || !failed_.is_ok()) return;
+  failed_ = Status::io_error(dir_ + ": stopped after a failed sync: " + std::string(strerror(err)));
+}
+
 Status MailboxIndex::write_log(uint16_t type, std::string_view payload) {
   RM_ASSERT(payload.size() <= UINT16_MAX);
   if (!failed_.is_ok()) return failed_;

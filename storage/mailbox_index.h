@@ -85,6 +85,10 @@ class MailboxIndex {
   // Makes every change so far durable. After one failure it fails for good: the kernel may have
   // dropped the unsynced pages, so nothing written since can ever be acknowledged.
   Status sync();
+  // The same, by the caller's own I/O: the file to fdatasync and the result (errno or 0).
+  int sync_fd() const { return log_->fd(); }
+  Status failed() const { return failed_; }
+  void note_sync(int err);
   // Folds the log into a new snapshot and starts an empty log.
   Status checkpoint();
   uint64_t log_bytes() const { return log_->size(); }

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <cstring>
+#include <string>
 #include <ctime>
 
 #include "core/assert.h"
@@ -160,6 +161,12 @@ Status SegmentWriter::sync() {
         Status::io_error(segment_file_name(id_) + ": stopped after a failed sync: " + s.message());
   }
   return s;
+}
+
+void SegmentWriter::note_sync(int err) {
+  if (err == 0 || !failed_.is_ok()) return;
+  failed_ = Status::io_error(segment_file_name(id_) +
+                             ": stopped after a failed sync: " + std::string(strerror(err)));
 }
 
 Status SegmentWriter::append(uint32_t mailbox, uint32_t uid, int64_t internal_date,

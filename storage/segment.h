@@ -74,6 +74,11 @@ class SegmentWriter {
                 std::string_view cache, BlobRef* ref);
   // After one failure it fails for good (see MailboxIndex::sync).
   Status sync();
+  // For a sync made by the caller's own I/O (the server's io_uring): the file to fdatasync, and
+  // the result to record (errno or 0), latched like sync()'s.
+  int sync_fd() const { return file_->fd(); }
+  Status failed() const { return failed_; }
+  void note_sync(int err);
   uint32_t id() const { return id_; }
   uint64_t size() const { return file_->size(); }
 

@@ -268,7 +268,9 @@ Status UserMail::delete_mailbox(std::string_view name) {
     mailboxes_ = before;
     return s;
   }
-  indexes_.erase(id);
+  auto it = indexes_.find(id);
+  if (syncing_indexes_.count(id)) retired_indexes_.push_back(std::move(it->second));  // fd in use
+  indexes_.erase(it);
   dirty_indexes_.erase(id);
   usage_.bytes -= gone.bytes;
   usage_.messages -= gone.messages;
@@ -330,6 +332,19 @@ Status UserMail::set_subscribed(std::string_view name, bool on) {
   Status s = save_list();
   if (!s.is_ok()) m->subscribed = before;
   return s;
+}
+
+Status UserMail::load_all(uint64_t checkpoint_log_bytes) {
+  for (const Mailbox& m : mailboxes_) {
+    MailboxIndex* idx;
+    Status s = index(m.id, &idx);
+    if (!s.is_ok()) return s;
+    if (idx->log_bytes() > checkpoint_log_bytes) {
+      s = idx->checkpoint();
+      if (!s.is_ok()) return s;
+    }
+  }
+  return Status::ok();
 }
 
 Status UserMail::index(uint32_t mailbox_id, MailboxIndex** out) {
@@ -554,6 +569,46 @@ Status UserMail::compact(double garbage_min, CompactResult* result) {
     result->bytes_freed += garbage[id];
   }
   return env_->sync_dir(dir_ + "/seg");
+}
+
+Status UserMail::begin_sync(SyncRound* round) {
+  *round = SyncRound{};
+  if (segment_dirty_) {
+    if (!writer_->failed().is_ok()) return writer_->failed();
+    round->fds.push_back(writer_->sync_fd());
+    round->segment = writer_->id();
+    segment_dirty_ = false;
+  }
+  for (uint32_t id : dirty_indexes_) {
+    auto idx = indexes_.find(id);
+    if (idx == indexes_.end()) continue;  // deleted meanwhile
+    if (!idx->second->failed().is_ok()) return idx->second->failed();
+    round->fds.push_back(idx->second->sync_fd());
+    round->mailboxes.push_back(id);
+    syncing_indexes_.insert(id);
+  }
+  dirty_indexes_.clear();
+  return Status::ok();
+}
+
+Status UserMail::finish_sync(const SyncRound& round, int err) {
+  Status result;
+  if (round.segment != UINT32_MAX && round.segment == writer_->id()) {
+    writer_->note_sync(err);
+    if (!writer_->failed().is_ok()) result = writer_->failed();
+  } else if (round.segment != UINT32_MAX && err != 0) {
+    result = Status::io_error("segment sync failed: " + std::string(strerror(err)));
+  }
+  for (uint32_t id : round.mailboxes) {
+    syncing_indexes_.erase(id);
+    auto idx = indexes_.find(id);
+    if (idx == indexes_.end()) continue;
+    idx->second->note_sync(err);
+    if (result.is_ok() && !idx->second->failed().is_ok()) result = idx->second->failed();
+  }
+  if (err != 0 && result.is_ok()) result = Status::io_error(strerror(err));
+  if (syncing_indexes_.empty()) retired_indexes_.clear();
+  return result;
 }
 
 Status UserMail::sync() {

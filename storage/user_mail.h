@@ -72,6 +72,9 @@ class UserMail {
   Status rename_mailbox(std::string_view from, std::string_view to);
   Status set_subscribed(std::string_view name, bool on);
 
+  // Opens every mailbox's index (so usage() is exact and later calls to index() touch no file),
+  // folding into a new snapshot every log longer than `checkpoint_log_bytes`.
+  Status load_all(uint64_t checkpoint_log_bytes);
   // The index of a mailbox, opened on first use and kept while this object lives.
   Status index(uint32_t mailbox_id, MailboxIndex** out);
 
@@ -92,6 +95,20 @@ class UserMail {
   Status read_mime(const MessageRecord& rec, MimeInfo* out);
   // Makes every change so far durable: the segment first, then the changed indexes.
   Status sync();
+  // Group commit through the caller's own I/O (the server fsyncs with io_uring, off its
+  // thread): begin_sync() names the files that hold every change made so far; the caller
+  // fdatasyncs them all (in any order: an index entry whose message bytes did not reach the disk
+  // is dropped at open, see FORMAT.md) and reports the first error (errno, or 0) to
+  // finish_sync(). Changes made in between belong to the next round. The files stay open until
+  // finish_sync(). A round that fails latches: nothing is acknowledged again.
+  struct SyncRound {
+    std::vector<int> fds;
+    uint32_t segment = UINT32_MAX;  // the segment synced, or UINT32_MAX
+    std::vector<uint32_t> mailboxes;
+  };
+  bool needs_sync() const { return segment_dirty_ || !dirty_indexes_.empty(); }
+  Status begin_sync(SyncRound* round);
+  Status finish_sync(const SyncRound& round, int err);
 
   Usage usage() const { return usage_; }
 
@@ -134,6 +151,8 @@ class UserMail {
   std::vector<std::unique_ptr<ReadFile>> retired_readers_;  // smaller maps of a grown segment
   bool segment_dirty_ = false;
   std::set<uint32_t> dirty_indexes_;
+  std::set<uint32_t> syncing_indexes_;  // in a round between begin_sync() and finish_sync()
+  std::vector<std::unique_ptr<MailboxIndex>> retired_indexes_;  // deleted while syncing
   Usage usage_;
   uint64_t segment_bytes_max_ = kSegmentBytesMax;
   MimeParser parser_;  // reused: no allocation per message once warm

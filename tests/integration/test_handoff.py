@@ -48,8 +48,8 @@ class HandoffTests:
                 c.send('a LOGIN %s %s\r\nb NOOP\r\n' % (user, users[user]))
                 self.assertEqual(c.read_tagged("b"), ["a " + LOGIN_OK, "b OK NOOP completed"])
                 self.assertEqual(c.command("c", "NOOP"), ["c OK NOOP completed"])
-                self.assertEqual(c.command("d", 'LIST "" *'), [LIST_INBOX, "d OK LIST completed"])
-                c.send('e NOOP\r\nf LIST "" *\r\ng LOGOUT\r\n')
+                self.assertEqual(c.command("d", 'LIST "" INBOX'), [LIST_INBOX, "d OK LIST completed"])
+                c.send('e NOOP\r\nf LIST "" INBOX\r\ng LOGOUT\r\n')
                 self.assertEqual(c.lines_to_eof(), [
                     "e OK NOOP completed", LIST_INBOX, "f OK LIST completed",
                     "* BYE Logging out", "g OK LOGOUT completed"])
@@ -101,7 +101,7 @@ class HandoffTests:
             # Every connection sends its LOGIN and pipelined commands before any answer is read.
             for i, c in enumerate(conns):
                 u = names[i % n_users]
-                c.send('a LOGIN %s %s\r\nb NOOP\r\nc NOOP\r\nd LIST "" *\r\ne NOOP\r\n'
+                c.send('a LOGIN %s %s\r\nb NOOP\r\nc NOOP\r\nd LIST "" INBOX\r\ne NOOP\r\n'
                        % (u, users[u]))
             for c in conns:
                 self.assertEqual(c.read_tagged("e"), [
@@ -109,7 +109,7 @@ class HandoffTests:
                     LIST_INBOX, "d OK LIST completed", "e OK NOOP completed"])
             # All still open and logged in: another round, again sent all at once.
             for c in conns:
-                c.send('f NOOP\r\ng LIST "" *\r\nh LOGIN x y\r\n')
+                c.send('f NOOP\r\ng LIST "" INBOX\r\nh LOGIN x y\r\n')
             for c in conns:
                 self.assertEqual(c.read_tagged("h"), [
                     "f OK NOOP completed", LIST_INBOX, "g OK LIST completed",
@@ -174,7 +174,7 @@ class HandoffTests:
             self.assertEqual(lines[0], "a " + LOGIN_OK)
             self.assertEqual(lines[1:-1], ["n%d OK NOOP completed" % i for i in range(n)])
             self.assertEqual(lines[-1], "z OK NOOP completed")
-            self.assertEqual(c.command("l", 'LIST "" *'), [LIST_INBOX, "l OK LIST completed"])
+            self.assertEqual(c.command("l", 'LIST "" INBOX'), [LIST_INBOX, "l OK LIST completed"])
 
 
 class TestHandoff(HandoffTests, ServerTestCase):
@@ -195,7 +195,7 @@ class TestHandoff(HandoffTests, ServerTestCase):
             for _ in attempts:
                 conns.append(srv.connect())
             for c, (user, password, _) in zip(conns, attempts):
-                c.send("a LOGIN %s %s\r\nb NOOP\r\nc LIST \"\" *\r\n" % (user, password))
+                c.send("a LOGIN %s %s\r\nb NOOP\r\nc LIST \"\" INBOX\r\n" % (user, password))
             for i, (c, (user, _, good)) in enumerate(zip(conns, attempts)):
                 lines = c.read_tagged("c")
                 if good:

@@ -5,7 +5,7 @@ import imaplib
 import socket
 import unittest
 
-from harness import (AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK,
+from harness import (AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK, PREAUTH_CAPS,
                      TIMEOUT, Server, ServerTestCase, crash_lines)
 
 USERS = {"alice": "secret", "bob": "hunter2 with spaces"}
@@ -60,10 +60,10 @@ class TestImaplib(ImapBasicsBase):
         m = self.imap()
         self.assertEqual(m.welcome, GREETING.encode())
         self.assertEqual(m.state, "NONAUTH")
-        self.assertEqual(m.capabilities, ("IMAP4REV1", "LITERAL+"))
+        self.assertEqual(m.capabilities, tuple(PREAUTH_CAPS.upper().split()))
         self.assertEqual(m.PROTOCOL_VERSION, "IMAP4REV1")
         typ, data = m.capability()
-        self.assertEqual((typ, data), ("OK", [b"IMAP4rev1 LITERAL+"]))
+        self.assertEqual((typ, data), ("OK", [PREAUTH_CAPS.encode()]))
 
     def test_login_ok(self):
         m = self.imap()
@@ -130,14 +130,14 @@ class TestRawExchanges(ImapBasicsBase):
     def test_login_exact_and_list(self):
         c = self.conn()
         self.assertEqual(c.command("a1", "LOGIN alice secret"), ["a1 " + LOGIN_OK])
-        self.assertEqual(c.command("a2", 'LIST "" *'), [LIST_INBOX, "a2 OK LIST completed"])
+        self.assertEqual(c.command("a2", 'LIST "" INBOX'), [LIST_INBOX, "a2 OK LIST completed"])
         self.assertEqual(c.command("a3", 'LIST "" ""'), ['* LIST (\\Noselect) "/" ""',
                                                          "a3 OK LIST completed"])
         self.assertEqual(c.command("a4", 'LIST "" nomatch'), ["a4 OK LIST completed"])
         # Thousands of wildcards that cannot match: answered at once, not after 6^3000 tries.
         self.assertEqual(c.command("a5", 'LIST "" ' + "%" * 3000 + "Z"), ["a5 OK LIST completed"])
         self.assertEqual(c.command("a6", 'LIST "" ' + "*%" * 1000 + "Z"), ["a6 OK LIST completed"])
-        self.assertEqual(c.command("a7", 'LIST "" %I%n%B%o%X%'), [LIST_INBOX, "a7 OK LIST completed"])
+        self.assertEqual(c.command("a7", 'LIST "" %I%N%B%O%X%'), [LIST_INBOX, "a7 OK LIST completed"])
 
     def test_login_quoted_strings(self):
         c = self.conn()
@@ -196,7 +196,7 @@ class TestRawExchanges(ImapBasicsBase):
         c.send("t3 LOGIN {99999}\r\n")
         self.assertEqual(c.readline(), "t3 NO [TOOBIG] Literal too large")
         self.assertEqual(c.command("t4", "LOGIN alice secret"), ["t4 " + LOGIN_OK])
-        self.assertEqual(c.command("t5", 'LIST "" *'), [LIST_INBOX, "t5 OK LIST completed"])
+        self.assertEqual(c.command("t5", 'LIST "" INBOX'), [LIST_INBOX, "t5 OK LIST completed"])
 
     def test_oversized_nonsync_literal_gets_bye(self):
         c = self.conn()
@@ -243,7 +243,7 @@ class TestRawExchanges(ImapBasicsBase):
 
     def test_pipelined_preauth_commands_answered_in_order(self):
         c = self.conn()
-        c.send('a CAPABILITY\r\nb NOOP\r\nc LIST "" *\r\nd FOO\r\ne NOOP\r\n')
+        c.send('a CAPABILITY\r\nb NOOP\r\nc LIST "" INBOX\r\nd FOO\r\ne NOOP\r\n')
         self.assertEqual(c.read_tagged("e"), [
             CAPABILITY_LINE, "a OK CAPABILITY completed",
             "b OK NOOP completed",
@@ -255,7 +255,7 @@ class TestRawExchanges(ImapBasicsBase):
     def test_pipelined_after_login_in_same_write(self):
         for user in ("alice", "bob", "alice", "bob"):
             c = self.conn()
-            c.send('a LOGIN %s %s\r\nb NOOP\r\nc LIST "" *\r\nd CAPABILITY\r\ne LOGIN x y\r\n'
+            c.send('a LOGIN %s %s\r\nb NOOP\r\nc LIST "" INBOX\r\nd CAPABILITY\r\ne LOGIN x y\r\n'
                    'f LOGOUT\r\n' % (user, _astring(USERS[user])))
             self.assertEqual(c.lines_to_eof(), [
                 "a " + LOGIN_OK,
@@ -268,7 +268,7 @@ class TestRawExchanges(ImapBasicsBase):
 
     def test_pipelined_after_failed_login_still_unauthenticated(self):
         c = self.conn()
-        c.send('a LOGIN alice wrong\r\nb LIST "" *\r\nc LOGIN alice secret\r\nd LIST "" *\r\n')
+        c.send('a LOGIN alice wrong\r\nb LIST "" INBOX\r\nc LOGIN alice secret\r\nd LIST "" INBOX\r\n')
         self.assertEqual(c.read_tagged("d"), [
             "a " + AUTH_FAILED,
             "b BAD Not authenticated",
@@ -284,7 +284,7 @@ class TestRawExchanges(ImapBasicsBase):
 
     def test_wrong_state_commands(self):
         c = self.conn()
-        self.assertEqual(c.command("a", 'LIST "" *'), ["a BAD Not authenticated"])
+        self.assertEqual(c.command("a", 'LIST "" INBOX'), ["a BAD Not authenticated"])
         self.assertEqual(c.command("b", "LOGIN alice"), ["b BAD Expected: LOGIN user password"])
         self.assertEqual(c.command("c", "LOGIN"), ["c BAD Expected: LOGIN user password"])
         self.assertEqual(c.command("d", "LOGIN alice secret extra"),
@@ -343,7 +343,7 @@ class TestHalfClose(ServerTestCase):
     `printf ... | nc -N` does). The server should answer everything it received, then close
     (reactor.cc, on_recv: "the client closed its side; answer what it sent, then close")."""
 
-    SCRIPT = 'a LOGIN %s %s\r\nb NOOP\r\nc LIST "" *\r\nd LOGOUT\r\n'
+    SCRIPT = 'a LOGIN %s %s\r\nb NOOP\r\nc LIST "" INBOX\r\nd LOGOUT\r\n'
     ANSWERS = ["a " + LOGIN_OK, "b OK NOOP completed", LIST_INBOX, "c OK LIST completed",
                "* BYE Logging out", "d OK LOGOUT completed"]
 
@@ -368,7 +368,7 @@ class TestHalfClose(ServerTestCase):
 
     def test_half_close_after_preauth_commands(self):
         srv = self.server()
-        self.assertEqual(self.half_close(srv, 'a NOOP\r\nb LIST "" *\r\nc CAPABILITY\r\n'), [
+        self.assertEqual(self.half_close(srv, 'a NOOP\r\nb LIST "" INBOX\r\nc CAPABILITY\r\n'), [
             "a OK NOOP completed", "b BAD Not authenticated", CAPABILITY_LINE,
             "c OK CAPABILITY completed"])
 

@@ -1,0 +1,226 @@
+#include "protocol/imap_core.h"
+
+#include <algorithm>
+
+#include "core/assert.h"
+#include "core/log.h"
+#include "protocol/session.h"
+
+namespace ringmail {
+namespace {
+
+constexpr uint64_t kCheckpointLogBytes = 1 << 20;  // logs longer than this are folded at open
+
+void erase_ref(std::vector<SessionRef>* v, const ImapSession* s) {
+  v->erase(std::remove_if(v->begin(), v->end(), [s](const SessionRef& r) { return r.session == s; }),
+           v->end());
+}
+
+}  // namespace
+
+ImapCore::~ImapCore() = default;
+
+void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
+  auto it = users_.find(user);
+  if (it != users_.end() && !it->second->loading) {
+    OpenUser* u = it->second.get();
+    if (u->in_idle_list) {
+      idle_.erase(std::find(idle_.begin(), idle_.end(), u));
+      u->in_idle_list = false;
+    }
+    u->sessions.push_back({&c, s});
+    s->on_mail_ready(c, u, u->failed);
+    return;
+  }
+  reactor_.hold(c);
+  c.input_paused = true;
+  if (it != users_.end()) {
+    it->second->load_waiters.push_back({&c, s});
+    return;
+  }
+  auto owned = std::make_unique<OpenUser>();
+  OpenUser* u = owned.get();
+  u->name = user;
+  u->loading = true;
+  u->op.user = u;
+  u->op.core = this;
+  u->load_waiters.push_back({&c, s});
+  users_.emplace(user, std::move(owned));
+
+  struct Job {
+    std::string dir;
+    std::unique_ptr<UserMail> mail;
+    UserMail::OpenReport report;
+    Status status;
+  };
+  auto job = std::make_shared<Job>();
+  job->dir = store.user_dir(user);
+  // Opening reads (and may repair) files: it runs on the helper pool, never here.
+  auto work = [job] {
+    job->status = UserMail::open(Env::posix(), job->dir, &job->mail, &job->report);
+    if (job->status.is_ok()) job->status = job->mail->load_all(kCheckpointLogBytes);
+  };
+  auto done = [this, u, job](bool) {
+    if (job->report.segment_torn_bytes > 0 || !job->report.segment_damage.empty()) {
+      RM_LOG(warn, "mail_repaired")
+          .kv("user", u->name)
+          .kv("torn_bytes", job->report.segment_torn_bytes)
+          .kv("damage", job->report.segment_damage);
+    }
+    loaded(u, std::move(job->mail), job->status);
+  };
+  reactor_.offload(c, std::move(work), std::move(done));
+}
+
+void ImapCore::loaded(OpenUser* u, std::unique_ptr<UserMail> mail, Status s) {
+  u->loading = false;
+  u->mail = std::move(mail);
+  if (!s.is_ok()) {
+    RM_LOG(error, "mail_open_failed").kv("user", u->name).kv("error", s.message());
+    u->failed = s;
+  }
+  std::vector<SessionRef> waiters;
+  waiters.swap(u->load_waiters);
+  for (const SessionRef& w : waiters) {
+    w.conn->input_paused = false;
+    if (!w.conn->closing && !w.conn->close_now) {
+      u->sessions.push_back(w);
+      w.session->on_mail_ready(*w.conn, u, u->failed);
+    }
+  }
+  if (u->sessions.empty()) {
+    u->idle_since_ms = reactor_.now_ms();
+    u->in_idle_list = true;
+    idle_.push_back(u);
+  }
+  for (const SessionRef& w : waiters) reactor_.release(*w.conn);
+}
+
+void ImapCore::detach(Connection& /*c*/, ImapSession* s, OpenUser* u) {
+  erase_ref(&u->sessions, s);
+  erase_ref(&u->load_waiters, s);
+  if (u->sessions.empty() && u->load_waiters.empty() && !u->in_idle_list && !u->loading) {
+    u->idle_since_ms = reactor_.now_ms();
+    u->in_idle_list = true;
+    idle_.push_back(u);
+  }
+}
+
+void ImapCore::wait_durable(Connection& c, ImapSession* s, OpenUser* u) {
+  if (!u->failed.is_ok() || !u->mail || !u->mail->needs_sync()) {
+    // Nothing new to make durable (or nothing can be): answer now.
+    s->on_durable(c, u->failed);
+    return;
+  }
+  reactor_.hold(c);
+  c.input_paused = true;
+  u->waiting_next.push_back({&c, s});
+  if (!u->sync_queued) {
+    u->sync_queued = true;
+    sync_queue_.push_back(u);
+  }
+}
+
+void ImapCore::changed(OpenUser* u, uint32_t mailbox) {
+  if (mailbox == 0) return;
+  if (!u->mail->needs_sync() && !u->sync_in_flight) {
+    notify(u, {mailbox});
+    return;
+  }
+  if (std::find(u->changed_next.begin(), u->changed_next.end(), mailbox) == u->changed_next.end())
+    u->changed_next.push_back(mailbox);
+  if (!u->sync_queued) {
+    u->sync_queued = true;
+    sync_queue_.push_back(u);
+  }
+}
+
+void ImapCore::flush() {
+  if (!sync_queue_.empty()) {
+    std::vector<OpenUser*> queue;
+    queue.swap(sync_queue_);
+    for (OpenUser* u : queue) {
+      u->sync_queued = false;
+      if (u->sync_in_flight) continue;  // finish_round() queues it again
+      start_round(u);
+    }
+  }
+  if (!idle_.empty()) close_idle();
+}
+
+void ImapCore::start_round(OpenUser* u) {
+  u->waiting_current.swap(u->waiting_next);
+  u->waiting_next.clear();
+  u->changed_current.swap(u->changed_next);
+  u->changed_next.clear();
+  u->round_error = 0;
+  Status s = u->failed.is_ok() ? u->mail->begin_sync(&u->round) : u->failed;
+  if (!s.is_ok()) {
+    u->failed = s;
+    u->round.fds.clear();
+  }
+  if (u->round.fds.empty()) {
+    finish_round(u);
+    return;
+  }
+  u->sync_in_flight = true;
+  u->round_pending = static_cast<int>(u->round.fds.size());
+  for (int fd : u->round.fds) reactor_.submit_fdatasync(fd, &u->op);
+}
+
+void OpenUser::SyncOp::on_complete(int res) {
+  if (res < 0 && user->round_error == 0) user->round_error = -res;
+  if (--user->round_pending == 0) core->finish_round(user);
+}
+
+void ImapCore::finish_round(OpenUser* u) {
+  if (u->sync_in_flight) {
+    u->sync_in_flight = false;
+    Status s = u->mail->finish_sync(u->round, u->round_error);
+    if (!s.is_ok() && u->failed.is_ok()) {
+      RM_LOG(error, "sync_failed").kv("user", u->name).kv("error", s.message());
+      u->failed = s;
+    }
+  }
+  std::vector<SessionRef> waiters;
+  waiters.swap(u->waiting_current);
+  std::vector<uint32_t> changed;
+  changed.swap(u->changed_current);
+  for (const SessionRef& w : waiters) {
+    w.conn->input_paused = false;
+    if (!w.conn->closing && !w.conn->close_now) w.session->on_durable(*w.conn, u->failed);
+  }
+  if (u->failed.is_ok() && !changed.empty()) notify(u, changed);
+  if ((!u->waiting_next.empty() || !u->changed_next.empty() || u->mail->needs_sync()) &&
+      !u->sync_queued) {
+    u->sync_queued = true;
+    sync_queue_.push_back(u);
+  }
+  for (const SessionRef& w : waiters) reactor_.release(*w.conn);
+}
+
+void ImapCore::notify(OpenUser* u, const std::vector<uint32_t>& mailboxes) {
+  // A copy: a session told of a change may answer at once and change the list.
+  std::vector<SessionRef> sessions = u->sessions;
+  for (const SessionRef& r : sessions) r.session->on_mailbox_changed(*r.conn, mailboxes);
+}
+
+bool ImapCore::evictable(const OpenUser* u) const {
+  return u->sessions.empty() && u->load_waiters.empty() && !u->loading && !u->sync_in_flight &&
+         !u->sync_queued && u->waiting_next.empty();
+}
+
+void ImapCore::close_idle() {
+  const Config& cfg = reactor_.config();
+  const uint64_t idle_ms = static_cast<uint64_t>(cfg.open_user_idle_s) * 1000;
+  const size_t max = static_cast<size_t>(cfg.open_users_max);
+  while (!idle_.empty()) {
+    OpenUser* u = idle_.front();
+    bool expired = reactor_.now_ms() - u->idle_since_ms >= idle_ms || idle_.size() > max;
+    if (!expired || !evictable(u)) break;
+    idle_.pop_front();
+    users_.erase(u->name);  // closes its files and unmaps its segments
+  }
+}
+
+}  // namespace ringmail

@@ -1,0 +1,107 @@
+// IMAP SEARCH: the criteria of RFC 9051 / RFC 3501 section 6.4.4, parsed once into a program and
+// evaluated message by message. With RFC 4731 ESEARCH return options (MIN MAX ALL COUNT SAVE),
+// RFC 5182 SEARCHRES ("$" and SAVE) and the RFC 7162 CONDSTORE MODSEQ key.
+//
+// String keys match as case-insensitive substrings of the decoded text: header fields unfolded
+// and RFC 2047 encoded words decoded; bodies of text/* parts with their Content-Transfer-Encoding
+// undone and their charset converted to UTF-8. Both sides are case-folded: ASCII, Latin-1,
+// Latin Extended-A, the regular pairs of Latin Extended-B and Latin Extended Additional, Greek,
+// Cyrillic and fullwidth Latin letters, one code point to one (simple folding: "ß" stays "ß").
+// There is no Unicode normalization (a precomposed "é" does not match "e" + U+0301).
+//
+// Which text each key reads:
+//  - HEADER name s (and FROM TO CC BCC SUBJECT, which are HEADER of that field): the values of
+//    every field of that name in the message's own header. An empty s matches any message that
+//    has the field.
+//  - BODY s: the decoded text/* parts, and the headers of attached messages (message/rfc822
+//    bodies are the outer message's body). Other parts (images, application/*) are not read.
+//  - TEXT s: BODY, the message header (field names included) and the MIME headers of its parts.
+//  - SENTBEFORE/SENTON/SENTSINCE: the calendar day written in the Date: field (RFC 5322, obsolete
+//    forms included), in the field's own time zone. A message without a Date: field that parses
+//    matches none of them (so NOT SENTON d matches it).
+//  - BEFORE/ON/SINCE: the internal date's day in UTC shifted by SearchMailbox::tz_offset_minutes.
+//  - This server keeps no \Recent: RECENT and NEW match nothing, OLD matches everything.
+//  - KEYWORD k matches no message when k is no keyword of the mailbox, UNKEYWORD k then all.
+//    Keyword names compare case-insensitively (ASCII).
+//  - MODSEQ [entry-name entry-type] n: the message's MODSEQ >= n. The entry is checked for syntax
+//    and otherwise ignored: a message has one MODSEQ for all its metadata.
+//  - "$" and "UID $": the messages whose UIDs are in SearchMailbox::saved_uids.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/command_parser.h"
+#include "storage/mailbox_index.h"
+#include "storage/mime_parser.h"
+
+namespace ringmail {
+
+// One message as SEARCH sees it. The accessors are lazy: bytes() and mime() are only called when
+// a key needs them; they return false on a storage error (the caller then answers NO).
+// REQUIRES: rec is set. A MIME structure whose size is not that of the bytes is a storage error.
+struct SearchMessage {
+  uint32_t seq = 0;
+  const MessageRecord* rec = nullptr;
+  std::function<bool(std::string_view*)> bytes;  // the whole raw RFC 5322 message
+  std::function<bool(const MimeInfo**)> mime;    // its MIME structure (storage/mime_parser.h)
+};
+
+struct SearchMailbox {
+  uint32_t messages = 0;                               // highest sequence number
+  uint32_t uid_max = 0;                                // highest UID in the mailbox
+  const std::vector<std::string>* keywords = nullptr;  // keyword names by bit
+  const std::vector<uint32_t>* saved_uids = nullptr;   // SEARCHRES "$" (sorted UIDs)
+  int tz_offset_minutes = 0;                           // for the internal-date keys
+};
+
+enum SearchReturn : uint8_t {
+  kReturnMin = 1,
+  kReturnMax = 2,
+  kReturnAll = 4,
+  kReturnCount = 8,
+  kReturnSave = 16,
+};
+
+struct SearchProgram;  // the parsed keys and the evaluation's reusable buffers (imap_search.cc)
+
+struct SearchCommand {
+  SearchCommand();
+  ~SearchCommand();
+  SearchCommand(SearchCommand&&) noexcept;
+  SearchCommand& operator=(SearchCommand&&) noexcept;
+
+  bool esearch = false;      // RETURN (...) was given; "RETURN ()" means ALL
+  uint8_t returns = 0;       // SearchReturn bits. Only kReturnSave: no ESEARCH reply (RFC 5182)
+  bool uses_modseq = false;  // a MODSEQ key appears: the reply carries (MODSEQ n) (RFC 7162)
+  std::unique_ptr<SearchProgram> program;
+};
+
+enum class SearchParse { ok, bad, bad_charset };
+
+// Limits on one command; past them the command is BAD.
+constexpr uint32_t kSearchDepthMax = 100;  // nesting of parentheses, NOT and OR
+constexpr uint32_t kSearchKeysMax = 1000;  // search keys in all, nested ones included
+
+// Parses what follows "SEARCH " (or "UID SEARCH "):
+//   [RETURN (opts) SP] [CHARSET astring SP] key *(SP key)
+// and the final CRLF. On failure *error is a short text for the BAD or NO. CHARSET UTF-8 and
+// US-ASCII are accepted (case-insensitive); any other is bad_charset, which the caller answers
+// with NO [BADCHARSET (UTF-8 US-ASCII)].
+SearchParse parse_search(CommandReader& r, SearchCommand* out, std::string* error);
+
+// Evaluates the program for one message into *matched. False when an accessor of `msg` failed
+// (a storage error: *matched is then unspecified).
+// The evaluation reuses buffers in `cmd`: one command is evaluated by one thread at a time.
+// REQUIRES: parse_search(..., &cmd, ...) returned ok.
+bool search_matches(const SearchCommand& cmd, const SearchMailbox& box, const SearchMessage& msg,
+                    bool* matched);
+
+// Whether any key reads the message bytes or MIME structure (a flag-only search needs neither).
+bool search_needs_content(const SearchCommand& cmd);
+
+}  // namespace ringmail

@@ -1,0 +1,792 @@
+// Message commands: APPEND (MULTIAPPEND), FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH (ESEARCH,
+// SEARCHRES), IDLE, and the reporting of changes made by other sessions.
+#include <algorithm>
+#include <ctime>
+
+#include "core/log.h"
+#include "protocol/imap_fetch.h"
+#include "protocol/imap_search.h"
+#include "protocol/imap_text.h"
+#include "protocol/sequence_set.h"
+#include "protocol/session.h"
+
+namespace ringmail {
+namespace {
+
+constexpr size_t kOutputChunkBytes = 256 * 1024;
+constexpr size_t kFlagsMax = 100;
+
+const struct {
+  const char* name;
+  uint32_t bit;
+} kSystemFlags[] = {{"\\Seen", kFlagSeen},
+                    {"\\Answered", kFlagAnswered},
+                    {"\\Flagged", kFlagFlagged},
+                    {"\\Deleted", kFlagDeleted},
+                    {"\\Draft", kFlagDraft}};
+
+std::string failure(const Status& s, std::string_view what) {
+  std::string code;
+  switch (s.code()) {
+    case Status::Code::not_found: code = "[NONEXISTENT] "; break;
+    case Status::Code::no_space: code = "[OVERQUOTA] "; break;
+    case Status::Code::invalid: code = "[CANNOT] "; break;
+    default: code = "[SERVERBUG] "; break;
+  }
+  return "NO " + code + std::string(what) + ": " + one_line(s.message());
+}
+
+int month_index(std::string_view m) {
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; i++)
+    if (iequals(m, kMonths[i])) return i;
+  return -1;
+}
+
+// date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
+bool parse_date_time(std::string_view s, int64_t* out) {
+  if (s.size() != 26 && s.size() != 25) return false;
+  if (s.size() == 25) {
+    // A one-digit day without the leading space is common enough to accept.
+    static thread_local std::string padded;
+    padded = " ";
+    padded.append(s);
+    s = padded;
+  }
+  auto digits = [&](size_t pos, size_t n, int* v) {
+    *v = 0;
+    for (size_t i = pos; i < pos + n; i++) {
+      if (s[i] == ' ' && i == pos) continue;
+      if (s[i] < '0' || s[i] > '9') return false;
+      *v = *v * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int day, year, hh, mm, ss, zone;
+  if (!digits(0, 2, &day) || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' ||
+      s[17] != ':' || s[20] != ' ' || (s[21] != '+' && s[21] != '-'))
+    return false;
+  int month = month_index(s.substr(3, 3));
+  if (month < 0 || !digits(7, 4, &year) || !digits(12, 2, &hh) || !digits(15, 2, &mm) ||
+      !digits(18, 2, &ss) || !digits(22, 4, &zone))
+    return false;
+  if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900) return false;
+  tm t{};
+  t.tm_year = year - 1900;
+  t.tm_mon = month;
+  t.tm_mday = day;
+  t.tm_hour = hh;
+  t.tm_min = mm;
+  t.tm_sec = ss;
+  int64_t secs = timegm(&t);
+  int64_t offset = (zone / 100) * 3600 + (zone % 100) * 60;
+  *out = s[21] == '+' ? secs - offset : secs + offset;
+  return true;
+}
+
+}  // namespace
+
+MailboxIndex* ImapSession::selected_index() {
+  MailboxIndex* idx = nullptr;
+  if (!open_ || selected_ == 0) return nullptr;
+  bool exists = false;
+  for (const UserMail::Mailbox& m : open_->mail->mailboxes()) exists |= m.id == selected_;
+  if (!exists || !open_->mail->index(selected_, &idx).is_ok()) return nullptr;
+  return idx;
+}
+
+bool ImapSession::read_flag_list(CommandReader& r, Flags* flags, std::string* error) {
+  bool paren = r.ch('(');
+  bool first = true;
+  while (true) {
+    if (paren && r.ch(')')) break;
+    if (!first && !r.sp()) {
+      if (!paren) break;
+      *error = "BAD Malformed flag list";
+      return false;
+    }
+    if (!first && !paren && (r.peek('\r') || r.peek('\n'))) break;
+    first = false;
+    std::string_view word;
+    bool system = r.ch('\\');
+    if (!r.atom(&word)) {
+      *error = "BAD Malformed flag";
+      return false;
+    }
+    if (system) {
+      bool known = false;
+      for (const auto& f : kSystemFlags) {
+        if (iequals(word, f.name + 1)) {
+          flags->system |= f.bit;
+          known = true;
+        }
+      }
+      if (!known) {
+        *error = iequals(word, "Recent") ? "BAD \\Recent cannot be set"
+                                         : "BAD Unknown system flag \\" + std::string(word);
+        return false;
+      }
+    } else {
+      if (flags->keywords.size() >= kFlagsMax) {
+        *error = "BAD Too many flags";
+        return false;
+      }
+      flags->keywords.emplace_back(word);
+    }
+    if (!paren) {
+      if (!r.peek(' ')) break;
+    }
+  }
+  return true;
+}
+
+bool ImapSession::resolve_flags(const Flags& f, MailboxIndex* idx, uint32_t* system,
+                                uint64_t* keywords, std::string* error) {
+  *system = f.system;
+  *keywords = 0;
+  for (const std::string& k : f.keywords) {
+    unsigned bit;
+    Status s = idx->keyword_bit(k, &bit);
+    if (!s.is_ok()) {
+      *error = "NO [LIMIT] Too many keywords in this mailbox";
+      return false;
+    }
+    *keywords |= uint64_t{1} << bit;
+  }
+  return true;
+}
+
+void ImapSession::append_flags(uint32_t system, uint64_t keywords, const MailboxIndex& idx,
+                               std::string* out) const {
+  out->push_back('(');
+  bool first = true;
+  for (const auto& f : kSystemFlags) {
+    if (!(system & f.bit)) continue;
+    if (!first) out->push_back(' ');
+    first = false;
+    out->append(f.name);
+  }
+  for (size_t b = 0; b < idx.keywords().size() && b < 64; b++) {
+    if (!(keywords & (uint64_t{1} << b))) continue;
+    if (!first) out->push_back(' ');
+    first = false;
+    out->append(idx.keywords()[b]);
+  }
+  out->push_back(')');
+}
+
+bool ImapSession::select_messages(Connection& c, std::string_view tag, std::string_view text,
+                                  bool uid, std::vector<uint32_t>* positions) {
+  SequenceSet set;
+  if (!set.parse(text)) {
+    respond(c, tag, "BAD Invalid sequence set");
+    return false;
+  }
+  positions->clear();
+  if (set.is_saved()) {
+    for (uint32_t u : saved_uids_) {
+      auto it = std::lower_bound(uids_.begin(), uids_.end(), u);
+      if (it != uids_.end() && *it == u) positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
+    }
+    return true;
+  }
+  if (uid) {
+    uint32_t max = uids_.empty() ? 0 : uids_.back();
+    for (SeqRange range : set.resolve(max)) {
+      auto lo = std::lower_bound(uids_.begin(), uids_.end(), range.lo);
+      auto hi = std::upper_bound(lo, uids_.end(), range.hi);
+      for (auto it = lo; it != hi; ++it) positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
+    }
+    return true;
+  }
+  const uint32_t max = static_cast<uint32_t>(uids_.size());
+  for (SeqRange range : set.ranges()) {
+    if ((range.lo != SequenceSet::kStar && range.lo > max) ||
+        (range.hi != SequenceSet::kStar && range.hi > max)) {
+      respond(c, tag, "BAD Invalid message sequence number");
+      return false;
+    }
+  }
+  for (SeqRange range : set.resolve(max))
+    for (uint32_t n = range.lo; n <= range.hi; n++) positions->push_back(n - 1);
+  return true;
+}
+
+// ---- Reporting changes ----------------------------------------------------------------------
+
+void ImapSession::report_expunges(Connection& c, const std::vector<uint32_t>& positions_desc) {
+  if (positions_desc.empty()) return;
+  std::string out;
+  if (qresync_) {
+    std::vector<uint32_t> gone;
+    for (uint32_t p : positions_desc) gone.push_back(uids_[p]);
+    std::sort(gone.begin(), gone.end());
+    out.append("* VANISHED ");
+    append_number_set(gone, &out);
+    out.append("\r\n");
+  } else {
+    for (uint32_t p : positions_desc) out.append("* ").append(std::to_string(p + 1)).append(" EXPUNGE\r\n");
+  }
+  for (uint32_t p : positions_desc) uids_.erase(uids_.begin() + p);
+  c.write(out);
+}
+
+void ImapSession::report_updates(Connection& c, bool expunges_allowed) {
+  if (state_ != State::selected) return;
+  MailboxIndex* idx = selected_index();
+  if (!idx) {
+    c.write("* BYE [UNAVAILABLE] The selected mailbox was deleted\r\n");
+    deselect();
+    state_ = State::authenticated;
+    c.close_after_flush();
+    return;
+  }
+  const auto& recs = idx->records();
+  uint32_t last_known = uids_.empty() ? 0 : uids_.back();
+  auto known_end = std::upper_bound(recs.begin(), recs.end(), last_known,
+                                    [](uint32_t u, const MessageRecord& r) { return u < r.uid; });
+  size_t still_here = static_cast<size_t>(known_end - recs.begin());
+  if (expunges_allowed && still_here != uids_.size()) {
+    std::vector<uint32_t> gone;  // positions, descending
+    for (size_t p = uids_.size(); p-- > 0;)
+      if (idx->find(uids_[p]) < 0) gone.push_back(static_cast<uint32_t>(p));
+    report_expunges(c, gone);
+  }
+  std::string out;
+  if (known_end != recs.end()) {
+    for (auto it = known_end; it != recs.end(); ++it) uids_.push_back(it->uid);
+    out.append("* ").append(std::to_string(uids_.size())).append(" EXISTS\r\n");
+  }
+  uint64_t highest = idx->highest_modseq();
+  if (highest > known_modseq_) {
+    // Skip the scan when every change since the last report was this session's own.
+    uint64_t own = 0;
+    for (uint64_t m : own_modseqs_) own += m > known_modseq_ && m <= highest;
+    if (own != highest - known_modseq_) {
+      for (const MessageRecord& rec : recs) {
+        if (rec.modseq <= known_modseq_ || rec.uid > last_known || own_modseqs_.count(rec.modseq))
+          continue;
+        auto it = std::lower_bound(uids_.begin(), uids_.end(), rec.uid);
+        if (it == uids_.end() || *it != rec.uid) continue;
+        out.append("* ").append(std::to_string(it - uids_.begin() + 1)).append(" FETCH (");
+        if (condstore_ || qresync_) out.append("UID ").append(std::to_string(rec.uid)).append(" ");
+        out.append("FLAGS ");
+        append_flags(rec.flags, rec.keywords, *idx, &out);
+        if (condstore_) out.append(" MODSEQ (").append(std::to_string(rec.modseq)).append(")");
+        out.append(")\r\n");
+      }
+    }
+    known_modseq_ = highest;
+    own_modseqs_.clear();
+  }
+  changes_pending_ = false;
+  if (!out.empty()) c.write(out);
+}
+
+void ImapSession::on_mailbox_changed(Connection& c, const std::vector<uint32_t>& mailboxes) {
+  if (state_ != State::selected) return;
+  if (std::find(mailboxes.begin(), mailboxes.end(), selected_) == mailboxes.end()) return;
+  changes_pending_ = true;
+  if (idling_ && !c.closing && !c.close_now) {
+    report_updates(c, true);
+    c.reactor->mark_dirty(c);
+  }
+}
+
+// ---- IDLE -----------------------------------------------------------------------------------
+
+void ImapSession::cmd_idle(Connection& c, std::string_view tag, CommandReader& r) {
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  idling_ = true;
+  idle_tag_ = std::string(tag);
+  c.write("+ idling\r\n");
+  if (state_ == State::selected) report_updates(c, true);
+}
+
+void ImapSession::idle_input(Connection& c, std::string_view line) {
+  idling_ = false;
+  std::string tag = std::move(idle_tag_);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (!iequals(line, "DONE")) return respond(c, tag, "BAD Expected DONE");
+  respond_ok(c, tag, "IDLE terminated");
+}
+
+// ---- APPEND ---------------------------------------------------------------------------------
+
+void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader& r) {
+  std::string name, error;
+  if (!r.sp() || !read_mailbox_name(r, &name, &error))
+    return respond(c, tag, error.empty() ? "BAD Expected: APPEND mailbox [flags] [date] literal" : error);
+  struct Item {
+    Flags flags;
+    int64_t date = 0;
+    std::string_view message;
+  };
+  std::vector<Item> items;
+  // MULTIAPPEND (RFC 3502): one or more [flags] [date] literal.
+  while (r.sp()) {
+    Item item;
+    item.date = time(nullptr);
+    if (r.peek('(')) {
+      if (!read_flag_list(r, &item.flags, &error)) return respond(c, tag, error);
+      if (!r.sp()) return respond(c, tag, "BAD Expected a literal");
+    }
+    if (r.peek('"')) {
+      std::string scratch;
+      std::string_view d;
+      if (!r.string(&d, &scratch) || !parse_date_time(d, &item.date))
+        return respond(c, tag, "BAD Invalid date-time");
+      if (!r.sp()) return respond(c, tag, "BAD Expected a literal");
+    }
+    if (!r.peek('{')) return respond(c, tag, "BAD Expected a literal");
+    std::string scratch;
+    if (!r.string(&item.message, &scratch)) return respond(c, tag, "BAD Malformed literal");
+    items.push_back(std::move(item));
+    if (items.size() > 1000) return respond(c, tag, "BAD Too many messages in one APPEND");
+  }
+  if (items.empty() || !r.at_end())
+    return respond(c, tag, "BAD Expected: APPEND mailbox [flags] [date] literal");
+  UserMail& mail = *open_->mail;
+  const UserMail::Mailbox* m = mail.find(name);
+  if (!m) return respond(c, tag, "NO [TRYCREATE] No such mailbox");
+  uint32_t id = m->id;
+  MailboxIndex* idx;
+  Status s = mail.index(id, &idx);
+  if (!s.is_ok()) return respond(c, tag, failure(s, "APPEND failed"));
+  for (const Item& item : items) {
+    if (item.message.size() > appendlimit_)
+      return respond(c, tag, "NO [TOOBIG] Message larger than APPENDLIMIT");
+    if (item.message.empty()) return respond(c, tag, "NO [CANNOT] Empty message");
+  }
+  std::vector<uint32_t> uids;
+  for (const Item& item : items) {
+    uint32_t system;
+    uint64_t keywords;
+    if (!resolve_flags(item.flags, idx, &system, &keywords, &error)) {
+      s = Status::invalid("too many keywords");
+    } else {
+      MessageRecord rec;
+      s = mail.append(id, item.message, item.date, system, keywords, &rec);
+      if (s.is_ok()) uids.push_back(rec.uid);
+    }
+    if (!s.is_ok()) {
+      // All or nothing (RFC 3502): the ones already stored go again.
+      for (uint32_t u : uids) (void)mail.expunge(id, u);
+      if (!uids.empty()) core(c).changed(open_, id);
+      RM_LOG(warn, "append_failed").kv("user", user_).kv("error", s.message());
+      if (!error.empty()) return respond(c, tag, error);
+      return respond(c, tag, failure(s, "APPEND failed"));
+    }
+  }
+  core(c).changed(open_, id);
+  std::string text = "OK [APPENDUID " + std::to_string(idx->uidvalidity()) + " ";
+  append_number_set(uids, &text);
+  text += "] APPEND completed";
+  respond_durable(c, tag, std::move(text));
+}
+
+// ---- FETCH ----------------------------------------------------------------------------------
+
+void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  std::string_view set_text;
+  if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp())
+    return respond(c, tag, "BAD Expected: FETCH sequence-set items");
+  FetchSpec spec;
+  std::string error;
+  if (!parse_fetch(r, &spec, &error)) return respond(c, tag, "BAD " + error);
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments after FETCH items");
+  if (spec.vanished && (!uid || !qresync_ || !spec.has_changed_since))
+    return respond(c, tag, "BAD VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE");
+  if (spec.has_changed_since || spec.has_modseq) condstore_ = true;  // RFC 7162 3.1: enables it
+  std::vector<uint32_t> positions;
+  if (!select_messages(c, tag, set_text, uid, &positions)) return;
+  MailboxIndex* idx = selected_index();
+  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  UserMail& mail = *open_->mail;
+  const bool set_seen = spec.sets_seen && !read_only_;
+  bool changed = false;
+  FetchError fetch_error = FetchError::none;
+  out_.clear();
+  if (spec.vanished) {
+    SequenceSet set;
+    set.parse(set_text);
+    std::vector<uint32_t> gone;
+    for (SeqRange range : set.resolve(idx->uidnext() > 1 ? idx->uidnext() - 1 : 0))
+      for (uint32_t u = range.lo; u <= range.hi && gone.size() < 1000000; u++)
+        if (idx->find(u) < 0) gone.push_back(u);
+    if (!gone.empty()) {
+      out_.append("* VANISHED (EARLIER) ");
+      append_number_set(gone, &out_);
+      out_.append("\r\n");
+    }
+  }
+  for (uint32_t pos : positions) {
+    int64_t i = idx->find(uids_[pos]);
+    if (i < 0) continue;  // expunged by another session, not yet reported
+    MessageRecord rec = idx->records()[static_cast<size_t>(i)];
+    if (spec.has_changed_since && rec.modseq <= spec.changed_since) continue;
+    FetchMessage m;
+    m.seq = pos + 1;
+    m.include_uid = uid;
+    if (set_seen && !(rec.flags & kFlagSeen)) {
+      uint64_t modseq;
+      Status s = idx->set_flags(rec.uid, rec.flags | kFlagSeen, rec.keywords, &modseq);
+      if (!s.is_ok()) return respond(c, tag, failure(s, "FETCH failed"));
+      rec.flags |= kFlagSeen;
+      rec.modseq = modseq;
+      own_modseqs_.insert(modseq);
+      m.include_flags = !spec.has_flags;
+      changed = true;
+    }
+    m.include_modseq = condstore_ && (spec.has_changed_since || m.include_flags);
+    m.rec = &rec;
+    m.keywords = &idx->keywords();
+    if (spec.needs_bytes) {
+      Status s = mail.read(rec, false, &m.bytes);
+      if (!s.is_ok()) {
+        RM_LOG(error, "read_failed").kv("user", user_).kv("uid", rec.uid).kv("error", s.message());
+        c.write(out_);
+        return respond(c, tag, "NO [SERVERBUG] A message could not be read");
+      }
+    }
+    if (spec.needs_mime) {
+      Status s = mail.read_mime(rec, &mime_);
+      if (!s.is_ok()) {
+        c.write(out_);
+        return respond(c, tag, "NO [SERVERBUG] A message's structure could not be read");
+      }
+      m.mime = &mime_;
+    }
+    FetchError e = append_fetch(spec, m, revision(), &out_);
+    if (e != FetchError::none) fetch_error = e;
+    if (out_.size() >= kOutputChunkBytes) {
+      c.write(out_);
+      out_.clear();
+    }
+  }
+  c.write(out_);
+  out_.clear();
+  std::string text = "OK FETCH completed";
+  if (fetch_error == FetchError::unknown_cte)
+    text = "NO [UNKNOWN-CTE] A part has a transfer encoding that cannot be decoded";
+  if (changed) {
+    mail.mark_dirty(selected_);
+    core(c).changed(open_, selected_);
+    durable_expunges_ = uid;
+    return respond_durable(c, tag, std::move(text));
+  }
+  if (text.rfind("OK ", 0) == 0) return respond_ok(c, tag, "FETCH completed", uid);
+  respond(c, tag, text);
+}
+
+// ---- STORE ----------------------------------------------------------------------------------
+
+void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  std::string_view set_text, item;
+  if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp())
+    return respond(c, tag, "BAD Expected: STORE sequence-set item flags");
+  uint64_t unchanged_since = UINT64_MAX;
+  if (r.ch('(')) {
+    std::string_view mod;
+    if (!r.atom(&mod) || !iequals(mod, "UNCHANGEDSINCE") || !r.sp() ||
+        !r.number(&unchanged_since, INT64_MAX) || !r.ch(')') || !r.sp())
+      return respond(c, tag, "BAD Malformed STORE modifier");
+    condstore_ = true;
+  }
+  if (!r.word(&item)) return respond(c, tag, "BAD Expected FLAGS, +FLAGS or -FLAGS");
+  int mode = 0;  // 0 replace, 1 add, -1 remove
+  std::string_view base = item;
+  if (!base.empty() && (base[0] == '+' || base[0] == '-')) {
+    mode = base[0] == '+' ? 1 : -1;
+    base.remove_prefix(1);
+  }
+  bool silent = false;
+  if (iequals(base, "FLAGS.SILENT")) {
+    silent = true;
+  } else if (!iequals(base, "FLAGS")) {
+    return respond(c, tag, "BAD Expected FLAGS, +FLAGS or -FLAGS");
+  }
+  Flags flags;
+  std::string error;
+  if (!r.sp() || !read_flag_list(r, &flags, &error))
+    return respond(c, tag, error.empty() ? "BAD Expected flags" : error);
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  if (read_only_) return respond(c, tag, "NO [READ-ONLY] The mailbox is read-only");
+  std::vector<uint32_t> positions;
+  if (!select_messages(c, tag, set_text, uid, &positions)) return;
+  MailboxIndex* idx = selected_index();
+  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  uint32_t system;
+  uint64_t keywords;
+  if (!resolve_flags(flags, idx, &system, &keywords, &error)) return respond(c, tag, error);
+  bool changed = false;
+  std::vector<uint32_t> modified;  // UNCHANGEDSINCE failed (RFC 7162 MODIFIED)
+  out_.clear();
+  for (uint32_t pos : positions) {
+    int64_t i = idx->find(uids_[pos]);
+    if (i < 0) continue;
+    MessageRecord rec = idx->records()[static_cast<size_t>(i)];
+    if (rec.modseq > unchanged_since) {
+      modified.push_back(uid ? rec.uid : pos + 1);
+      continue;
+    }
+    uint32_t nf = mode == 0 ? system : mode > 0 ? (rec.flags | system) : (rec.flags & ~system);
+    uint64_t nk = mode == 0 ? keywords : mode > 0 ? (rec.keywords | keywords) : (rec.keywords & ~keywords);
+    if (nf != rec.flags || nk != rec.keywords) {
+      uint64_t modseq;
+      Status s = idx->set_flags(rec.uid, nf, nk, &modseq);
+      if (!s.is_ok()) return respond(c, tag, failure(s, "STORE failed"));
+      own_modseqs_.insert(modseq);
+      rec.flags = nf;
+      rec.keywords = nk;
+      rec.modseq = modseq;
+      changed = true;
+    } else if (unchanged_since != UINT64_MAX) {
+      // RFC 7162 section 3.2: a no-op conditional store still reports the message.
+    } else if (silent) {
+      continue;
+    }
+    if (silent && !(unchanged_since != UINT64_MAX && condstore_)) continue;
+    out_.append("* ").append(std::to_string(pos + 1)).append(" FETCH (");
+    if (uid) out_.append("UID ").append(std::to_string(rec.uid)).append(" ");
+    if (!silent) {
+      out_.append("FLAGS ");
+      append_flags(rec.flags, rec.keywords, *idx, &out_);
+    }
+    if (condstore_) out_.append(silent ? "" : " ").append("MODSEQ (").append(std::to_string(rec.modseq)).append(")");
+    out_.append(")\r\n");
+    if (out_.size() >= kOutputChunkBytes) {
+      c.write(out_);
+      out_.clear();
+    }
+  }
+  c.write(out_);
+  out_.clear();
+  std::string text = "OK STORE completed";
+  if (!modified.empty()) {
+    std::sort(modified.begin(), modified.end());
+    text = "OK [MODIFIED ";
+    append_number_set(modified, &text);
+    text += "] Conditional STORE failed";
+  }
+  if (changed) {
+    open_->mail->mark_dirty(selected_);
+    core(c).changed(open_, selected_);
+    durable_expunges_ = uid;
+    return respond_durable(c, tag, std::move(text));
+  }
+  respond_ok(c, tag, std::string_view(text).substr(3), uid);
+}
+
+// ---- COPY, MOVE -----------------------------------------------------------------------------
+
+void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r, bool uid,
+                           bool move) {
+  std::string_view set_text;
+  std::string name, error;
+  if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp() || !read_mailbox_name(r, &name, &error) ||
+      !r.at_end())
+    return respond(c, tag, error.empty() ? "BAD Expected: COPY sequence-set mailbox" : error);
+  if (move && read_only_) return respond(c, tag, "NO [READ-ONLY] The mailbox is read-only");
+  std::vector<uint32_t> positions;
+  if (!select_messages(c, tag, set_text, uid, &positions)) return;
+  UserMail& mail = *open_->mail;
+  const UserMail::Mailbox* dest = mail.find(name);
+  if (!dest) return respond(c, tag, "NO [TRYCREATE] No such mailbox");
+  uint32_t dest_id = dest->id;
+  MailboxIndex* src = selected_index();
+  MailboxIndex* dst;
+  if (!src) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  Status s = mail.index(dest_id, &dst);
+  if (!s.is_ok()) return respond(c, tag, failure(s, "COPY failed"));
+  std::vector<uint32_t> src_uids, dst_uids, moved_positions;
+  for (uint32_t pos : positions) {
+    int64_t i = src->find(uids_[pos]);
+    if (i < 0) continue;
+    MessageRecord rec = src->records()[static_cast<size_t>(i)];
+    uint64_t keywords = 0;
+    for (size_t b = 0; b < src->keywords().size() && b < 64; b++) {
+      if (!(rec.keywords & (uint64_t{1} << b))) continue;
+      unsigned bit;
+      if (dst->keyword_bit(src->keywords()[b], &bit).is_ok()) keywords |= uint64_t{1} << bit;
+    }
+    MessageRecord out;
+    s = mail.copy(rec, dest_id, rec.flags, keywords, &out);
+    if (!s.is_ok()) {
+      for (uint32_t u : dst_uids) (void)mail.expunge(dest_id, u);
+      if (!dst_uids.empty()) core(c).changed(open_, dest_id);
+      return respond(c, tag, failure(s, move ? "MOVE failed" : "COPY failed"));
+    }
+    src_uids.push_back(rec.uid);
+    dst_uids.push_back(out.uid);
+    moved_positions.push_back(pos);
+  }
+  if (src_uids.empty()) {
+    return respond_ok(c, tag, move ? "MOVE completed (nothing to move)" : "COPY completed (nothing to copy)", uid);
+  }
+  // UIDs ascend with positions, so both lists are in the same order (RFC 4315 COPYUID).
+  std::string copyuid = "[COPYUID " + std::to_string(dst->uidvalidity()) + " ";
+  append_number_set(src_uids, &copyuid);
+  copyuid += " ";
+  append_number_set(dst_uids, &copyuid);
+  copyuid += "]";
+  core(c).changed(open_, dest_id);
+  if (!move) return respond_durable(c, tag, "OK " + copyuid + " COPY completed");
+  for (uint32_t u : src_uids) {
+    s = mail.expunge(selected_, u);
+    if (!s.is_ok()) return respond(c, tag, failure(s, "MOVE failed"));
+    own_modseqs_.insert(src->highest_modseq());
+  }
+  c.write("* OK " + copyuid + " Moved\r\n");
+  std::reverse(moved_positions.begin(), moved_positions.end());
+  report_expunges(c, moved_positions);
+  core(c).changed(open_, selected_);
+  respond_durable(c, tag, "OK MOVE completed");
+}
+
+// ---- EXPUNGE --------------------------------------------------------------------------------
+
+void ImapSession::cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  std::vector<uint32_t> in_set;
+  bool restricted = false;
+  if (uid) {
+    std::string_view set_text;
+    if (!r.sp() || !r.sequence_set_text(&set_text))
+      return respond(c, tag, "BAD Expected: UID EXPUNGE uid-set");
+    if (!select_messages(c, tag, set_text, true, &in_set)) return;
+    restricted = true;
+  }
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  if (read_only_) return respond(c, tag, "NO [READ-ONLY] The mailbox is read-only");
+  MailboxIndex* idx = selected_index();
+  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  // Report other sessions' changes first, so positions below are current.
+  report_updates(c, true);
+  std::vector<uint32_t> gone;  // positions, descending
+  if (!restricted) {
+    in_set.resize(uids_.size());
+    for (uint32_t p = 0; p < uids_.size(); p++) in_set[p] = p;
+  } else {
+    // Positions were computed before report_updates(): recompute from the UIDs.
+    std::vector<uint32_t> uids;
+    for (uint32_t p : in_set) uids.push_back(uids_.size() > p ? uids_[p] : 0);
+    in_set.clear();
+    for (uint32_t u : uids) {
+      auto it = std::lower_bound(uids_.begin(), uids_.end(), u);
+      if (it != uids_.end() && *it == u) in_set.push_back(static_cast<uint32_t>(it - uids_.begin()));
+    }
+  }
+  for (uint32_t p : in_set) {
+    int64_t i = idx->find(uids_[p]);
+    if (i < 0 || !(idx->records()[static_cast<size_t>(i)].flags & kFlagDeleted)) continue;
+    Status s = open_->mail->expunge(selected_, uids_[p]);
+    if (!s.is_ok()) return respond(c, tag, failure(s, "EXPUNGE failed"));
+    own_modseqs_.insert(idx->highest_modseq());
+    gone.push_back(p);
+  }
+  std::sort(gone.rbegin(), gone.rend());
+  report_expunges(c, gone);
+  if (gone.empty()) return respond_ok(c, tag, "EXPUNGE completed");
+  core(c).changed(open_, selected_);
+  durable_expunges_ = true;
+  respond_durable(c, tag, "OK EXPUNGE completed");
+}
+
+// ---- SEARCH ---------------------------------------------------------------------------------
+
+void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  if (!r.sp()) return respond(c, tag, "BAD Expected search criteria");
+  SearchCommand cmd;
+  std::string error;
+  switch (parse_search(r, &cmd, &error)) {
+    case SearchParse::ok: break;
+    case SearchParse::bad_charset:
+      return respond(c, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+    case SearchParse::bad: return respond(c, tag, "BAD " + error);
+  }
+  MailboxIndex* idx = selected_index();
+  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  if (cmd.uses_modseq) condstore_ = true;
+  UserMail& mail = *open_->mail;
+  SearchMailbox box;
+  box.messages = static_cast<uint32_t>(uids_.size());
+  box.uid_max = uids_.empty() ? 0 : uids_.back();
+  box.keywords = &idx->keywords();
+  box.saved_uids = &saved_uids_;
+  std::vector<uint32_t> hits;  // UIDs or sequence numbers
+  std::vector<uint32_t> hit_uids;
+  uint64_t max_modseq = 0;
+  Status read_status;
+  for (uint32_t p = 0; p < uids_.size(); p++) {
+    int64_t i = idx->find(uids_[p]);
+    if (i < 0) continue;
+    const MessageRecord& rec = idx->records()[static_cast<size_t>(i)];
+    SearchMessage m;
+    m.seq = p + 1;
+    m.rec = &rec;
+    m.bytes = [&mail, &rec, &read_status](std::string_view* out) {
+      Status s = mail.read(rec, false, out);
+      if (!s.is_ok()) read_status = s;
+      return s.is_ok();
+    };
+    m.mime = [this, &mail, &rec, &read_status](const MimeInfo** out) {
+      Status s = mail.read_mime(rec, &mime_);
+      if (!s.is_ok()) read_status = s;
+      *out = &mime_;
+      return s.is_ok();
+    };
+    bool matched = false;
+    if (!search_matches(cmd, box, m, &matched))
+      return respond(c, tag, failure(read_status, "SEARCH failed"));
+    if (!matched) continue;
+    hits.push_back(uid ? rec.uid : p + 1);
+    hit_uids.push_back(rec.uid);
+    max_modseq = std::max(max_modseq, rec.modseq);
+  }
+  std::string out;
+  const bool esearch = cmd.esearch || rev2_;
+  uint8_t returns = cmd.returns;
+  if (cmd.esearch && returns == 0) returns = kReturnAll;
+  if (!cmd.esearch) returns = kReturnAll;
+  if (returns & kReturnSave) {
+    if ((returns & (kReturnMin | kReturnMax)) && !(returns & (kReturnAll | kReturnCount))) {
+      saved_uids_.clear();
+      if (!hit_uids.empty()) {
+        if (returns & kReturnMin) saved_uids_.push_back(hit_uids.front());
+        if ((returns & kReturnMax) && hit_uids.back() != hit_uids.front())
+          saved_uids_.push_back(hit_uids.back());
+      }
+    } else {
+      saved_uids_ = hit_uids;
+    }
+  }
+  if (esearch) {
+    if (returns != kReturnSave) {
+      out.append("* ESEARCH (TAG \"").append(tag).append("\")");
+      if (uid) out.append(" UID");
+      if (!hits.empty()) {
+        if (returns & kReturnMin) out.append(" MIN ").append(std::to_string(hits.front()));
+        if (returns & kReturnMax) out.append(" MAX ").append(std::to_string(hits.back()));
+        if (returns & kReturnAll) {
+          out.append(" ALL ");
+          append_number_set(hits, &out);
+        }
+      }
+      if (returns & kReturnCount) out.append(" COUNT ").append(std::to_string(hits.size()));
+      if (cmd.uses_modseq && !hits.empty())
+        out.append(" MODSEQ ").append(std::to_string(max_modseq));
+      out.append("\r\n");
+    }
+  } else {
+    out.append("* SEARCH");
+    for (uint32_t h : hits) out.append(" ").append(std::to_string(h));
+    if (cmd.uses_modseq && !hits.empty())
+      out.append(" (MODSEQ ").append(std::to_string(max_modseq)).append(")");
+    out.append("\r\n");
+  }
+  c.write(out);
+  respond_ok(c, tag, "SEARCH completed", uid);
+}
+
+}  // namespace ringmail
