@@ -382,8 +382,7 @@ void Reactor::process_input(Connection& c) {
   RM_ASSERT(used <= c.input.size());
   c.input.erase(0, used);
   if (c.input.empty()) std::string().swap(c.input);  // an idle connection holds no buffer
-  if (c.read_stopped && c.input.size() <= input_limit(c) / 2)
-    c.read_stopped = false;
+  if (c.read_stopped && c.input.size() <= input_limit(c) / 2) c.read_stopped = false;
 }
 
 // ---- Output ---------------------------------------------------------------------------------

@@ -121,6 +121,7 @@ int run_server(const Config& config, Protocol& protocol) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails with EFBIG: a full disk
 
   RoutingTable routing(static_cast<uint32_t>(threads), kRoutingSlots);
   HelperPool helpers(static_cast<unsigned>(config.helper_threads));

@@ -12,8 +12,9 @@ namespace {
 constexpr uint64_t kCheckpointLogBytes = 1 << 20;  // logs longer than this are folded at open
 
 void erase_ref(std::vector<SessionRef>* v, const ImapSession* s) {
-  v->erase(std::remove_if(v->begin(), v->end(), [s](const SessionRef& r) { return r.session == s; }),
-           v->end());
+  v->erase(
+      std::remove_if(v->begin(), v->end(), [s](const SessionRef& r) { return r.session == s; }),
+      v->end());
 }
 
 }  // namespace
@@ -72,7 +73,7 @@ void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   reactor_.offload(c, std::move(work), std::move(done));
 }
 
-void ImapCore::loaded(OpenUser* u, std::unique_ptr<UserMail> mail, Status s) {
+void ImapCore::loaded(OpenUser* u, std::unique_ptr<UserMail> mail, const Status& s) {
   u->loading = false;
   u->mail = std::move(mail);
   if (!s.is_ok()) {

@@ -107,7 +107,7 @@ class ImapCore : public CoreLocal {
   size_t open_users() const { return users_.size(); }
 
  private:
-  void loaded(OpenUser* u, std::unique_ptr<UserMail> mail, Status s);
+  void loaded(OpenUser* u, std::unique_ptr<UserMail> mail, const Status& s);
   void start_round(OpenUser* u);
   void finish_round(OpenUser* u);
   void notify(OpenUser* u, const std::vector<uint32_t>& mailboxes);

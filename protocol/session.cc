@@ -207,9 +207,9 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
     if (iequals(cmd, "ENABLE")) return respond(c, tag, "BAD Log in first");
     if (iequals(cmd, "STARTTLS")) return respond(c, tag, "BAD STARTTLS is not offered here");
     static const char* const kAfterLogin[] = {
-        "SELECT", "EXAMINE", "LIST",   "LSUB",   "CREATE", "DELETE", "RENAME",  "SUBSCRIBE",
-        "UNSUBSCRIBE", "STATUS", "APPEND", "IDLE", "NAMESPACE", "FETCH", "STORE", "COPY",
-        "MOVE", "SEARCH", "EXPUNGE", "CLOSE", "UNSELECT", "UID"};
+        "SELECT",      "EXAMINE", "LIST",    "LSUB",  "CREATE",    "DELETE", "RENAME", "SUBSCRIBE",
+        "UNSUBSCRIBE", "STATUS",  "APPEND",  "IDLE",  "NAMESPACE", "FETCH",  "STORE",  "COPY",
+        "MOVE",        "SEARCH",  "EXPUNGE", "CLOSE", "UNSELECT",  "UID"};
     for (const char* k : kAfterLogin)
       if (iequals(cmd, k)) return respond(c, tag, "BAD Not authenticated");
     return respond(c, tag, "BAD Unknown command");
@@ -235,11 +235,10 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
     c.write("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
     return respond_ok(c, tag, "NAMESPACE completed");
   }
-  bool is_message_command = iequals(cmd, "FETCH") || iequals(cmd, "STORE") ||
-                            iequals(cmd, "COPY") || iequals(cmd, "MOVE") ||
-                            iequals(cmd, "SEARCH") || iequals(cmd, "EXPUNGE") ||
-                            iequals(cmd, "CLOSE") || iequals(cmd, "UNSELECT") ||
-                            iequals(cmd, "UID");
+  bool is_message_command =
+      iequals(cmd, "FETCH") || iequals(cmd, "STORE") || iequals(cmd, "COPY") ||
+      iequals(cmd, "MOVE") || iequals(cmd, "SEARCH") || iequals(cmd, "EXPUNGE") ||
+      iequals(cmd, "CLOSE") || iequals(cmd, "UNSELECT") || iequals(cmd, "UID");
   if (!is_message_command) return respond(c, tag, "BAD Unknown command");
   if (state_ != State::selected) return respond(c, tag, "BAD No mailbox selected");
   if (iequals(cmd, "CLOSE")) return cmd_close(c, tag, r, true);
@@ -278,8 +277,8 @@ void ImapSession::on_durable(Connection& c, const Status& s) {
   durable_pending_ = false;
   if (c.closing || c.close_now) return;
   if (!s.is_ok()) {
-    respond(c, durable_tag_, "NO [SERVERBUG] The change could not be made durable: " +
-                                 one_line(s.message()));
+    respond(c, durable_tag_,
+            "NO [SERVERBUG] The change could not be made durable: " + one_line(s.message()));
     return;
   }
   if (durable_text_.rfind("OK ", 0) == 0 && state_ == State::selected)

@@ -145,8 +145,8 @@ class ImapSession : public Session {
   // The selected mailbox as this client knows it.
   uint32_t selected_ = 0;
   bool read_only_ = false;
-  std::vector<uint32_t> uids_;  // sequence number n is uids_[n - 1]
-  uint64_t known_modseq_ = 0;   // flag changes up to here are reported
+  std::vector<uint32_t> uids_;                // sequence number n is uids_[n - 1]
+  uint64_t known_modseq_ = 0;                 // flag changes up to here are reported
   std::unordered_set<uint64_t> own_modseqs_;  // changes this session reported itself
   bool changes_pending_ = false;
   std::vector<uint32_t> saved_uids_;  // SEARCHRES

@@ -220,7 +220,12 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
       if (wildcard_match(p, n)) return true;
     return false;
   };
-  for (const std::string& n : names) {
+  // INBOX and its children first, then the rest in name order.
+  std::vector<std::string> ordered(names.begin(), names.end());
+  std::stable_partition(ordered.begin(), ordered.end(), [](const std::string& n) {
+    return n == "INBOX" || n.rfind("INBOX/", 0) == 0;
+  });
+  for (const std::string& n : ordered) {
     const UserMail::Mailbox* m = mail.find(n);
     bool exists = m != nullptr;
     bool subscribed = m && m->subscribed;
@@ -246,15 +251,7 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
       if (!attrs.empty()) attrs.push_back(' ');
       attrs.append(a);
     };
-    if (!exists) {
-      if (lsub) {
-        add("\\Noselect");
-      } else if (rev2_ || extended) {
-        add("\\NonExistent");
-      } else {
-        add("\\Noselect");
-      }
-    }
+    if (!exists) add(!lsub && (rev2_ || extended) ? "\\NonExistent" : "\\Noselect");
     if (ret_children && !lsub) add(has_children(n) ? "\\HasChildren" : "\\HasNoChildren");
     if (ret_subscribed && subscribed) add("\\Subscribed");
     if (ret_special && special && !lsub) add(m->special_use);
@@ -506,10 +503,15 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
   out_.append("* ").append(std::to_string(uids_.size())).append(" EXISTS\r\n");
   if (!rev2_) {
     out_.append("* 0 RECENT\r\n");
-    if (unseen) out_.append("* OK [UNSEEN ").append(std::to_string(unseen)).append("] First unseen\r\n");
+    if (unseen)
+      out_.append("* OK [UNSEEN ").append(std::to_string(unseen)).append("] First unseen\r\n");
   }
-  out_.append("* OK [UIDVALIDITY ").append(std::to_string(idx->uidvalidity())).append("] UIDs valid\r\n");
-  out_.append("* OK [UIDNEXT ").append(std::to_string(idx->uidnext())).append("] Predicted next UID\r\n");
+  out_.append("* OK [UIDVALIDITY ")
+      .append(std::to_string(idx->uidvalidity()))
+      .append("] UIDs valid\r\n");
+  out_.append("* OK [UIDNEXT ")
+      .append(std::to_string(idx->uidnext()))
+      .append("] Predicted next UID\r\n");
   out_.append("* OK [HIGHESTMODSEQ ")
       .append(std::to_string(idx->highest_modseq()))
       .append("] Highest\r\n");
@@ -560,8 +562,7 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
               (read_only ? "EXAMINE completed" : "SELECT completed"));
 }
 
-void ImapSession::cmd_close(Connection& c, std::string_view tag, CommandReader& r,
-                            bool expunge) {
+void ImapSession::cmd_close(Connection& c, std::string_view tag, CommandReader& r, bool expunge) {
   if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
   bool changed = false;
   if (expunge && !read_only_) {

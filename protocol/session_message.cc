@@ -26,6 +26,10 @@ const struct {
                     {"\\Draft", kFlagDraft}};
 
 std::string failure(const Status& s, std::string_view what) {
+  // A full disk: nothing was stored, nothing stored was harmed (RFC 5530 has no better code;
+  // OVERQUOTA tells the client that storing more cannot work now).
+  if (s.code() == Status::Code::no_space)
+    return "NO [OVERQUOTA] " + std::string(what) + ": not enough disk space";
   std::string code;
   switch (s.code()) {
     case Status::Code::not_found: code = "[NONEXISTENT] "; break;
@@ -37,8 +41,8 @@ std::string failure(const Status& s, std::string_view what) {
 }
 
 int month_index(std::string_view m) {
-  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   for (int i = 0; i < 12; i++)
     if (iequals(m, kMonths[i])) return i;
   return -1;
@@ -187,7 +191,8 @@ bool ImapSession::select_messages(Connection& c, std::string_view tag, std::stri
   if (set.is_saved()) {
     for (uint32_t u : saved_uids_) {
       auto it = std::lower_bound(uids_.begin(), uids_.end(), u);
-      if (it != uids_.end() && *it == u) positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
+      if (it != uids_.end() && *it == u)
+        positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
     }
     return true;
   }
@@ -196,7 +201,8 @@ bool ImapSession::select_messages(Connection& c, std::string_view tag, std::stri
     for (SeqRange range : set.resolve(max)) {
       auto lo = std::lower_bound(uids_.begin(), uids_.end(), range.lo);
       auto hi = std::upper_bound(lo, uids_.end(), range.hi);
-      for (auto it = lo; it != hi; ++it) positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
+      for (auto it = lo; it != hi; ++it)
+        positions->push_back(static_cast<uint32_t>(it - uids_.begin()));
     }
     return true;
   }
@@ -220,13 +226,15 @@ void ImapSession::report_expunges(Connection& c, const std::vector<uint32_t>& po
   std::string out;
   if (qresync_) {
     std::vector<uint32_t> gone;
+    gone.reserve(positions_desc.size());
     for (uint32_t p : positions_desc) gone.push_back(uids_[p]);
     std::sort(gone.begin(), gone.end());
     out.append("* VANISHED ");
     append_number_set(gone, &out);
     out.append("\r\n");
   } else {
-    for (uint32_t p : positions_desc) out.append("* ").append(std::to_string(p + 1)).append(" EXPUNGE\r\n");
+    for (uint32_t p : positions_desc)
+      out.append("* ").append(std::to_string(p + 1)).append(" EXPUNGE\r\n");
   }
   for (uint32_t p : positions_desc) uids_.erase(uids_.begin() + p);
   c.write(out);
@@ -317,7 +325,8 @@ void ImapSession::idle_input(Connection& c, std::string_view line) {
 void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader& r) {
   std::string name, error;
   if (!r.sp() || !read_mailbox_name(r, &name, &error))
-    return respond(c, tag, error.empty() ? "BAD Expected: APPEND mailbox [flags] [date] literal" : error);
+    return respond(c, tag,
+                   error.empty() ? "BAD Expected: APPEND mailbox [flags] [date] literal" : error);
   struct Item {
     Flags flags;
     int64_t date = 0;
@@ -532,7 +541,9 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
       continue;
     }
     uint32_t nf = mode == 0 ? system : mode > 0 ? (rec.flags | system) : (rec.flags & ~system);
-    uint64_t nk = mode == 0 ? keywords : mode > 0 ? (rec.keywords | keywords) : (rec.keywords & ~keywords);
+    uint64_t nk = mode == 0  ? keywords
+                  : mode > 0 ? (rec.keywords | keywords)
+                             : (rec.keywords & ~keywords);
     if (nf != rec.flags || nk != rec.keywords) {
       uint64_t modseq;
       Status s = idx->set_flags(rec.uid, nf, nk, &modseq);
@@ -554,7 +565,12 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
       out_.append("FLAGS ");
       append_flags(rec.flags, rec.keywords, *idx, &out_);
     }
-    if (condstore_) out_.append(silent ? "" : " ").append("MODSEQ (").append(std::to_string(rec.modseq)).append(")");
+    if (condstore_) {
+      out_.append(silent ? "" : " ")
+          .append("MODSEQ (")
+          .append(std::to_string(rec.modseq))
+          .append(")");
+    }
     out_.append(")\r\n");
     if (out_.size() >= kOutputChunkBytes) {
       c.write(out_);
@@ -585,8 +601,8 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
                            bool move) {
   std::string_view set_text;
   std::string name, error;
-  if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp() || !read_mailbox_name(r, &name, &error) ||
-      !r.at_end())
+  if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp() ||
+      !read_mailbox_name(r, &name, &error) || !r.at_end())
     return respond(c, tag, error.empty() ? "BAD Expected: COPY sequence-set mailbox" : error);
   if (move && read_only_) return respond(c, tag, "NO [READ-ONLY] The mailbox is read-only");
   std::vector<uint32_t> positions;
@@ -623,7 +639,9 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
     moved_positions.push_back(pos);
   }
   if (src_uids.empty()) {
-    return respond_ok(c, tag, move ? "MOVE completed (nothing to move)" : "COPY completed (nothing to copy)", uid);
+    return respond_ok(
+        c, tag, move ? "MOVE completed (nothing to move)" : "COPY completed (nothing to copy)",
+        uid);
   }
   // UIDs ascend with positions, so both lists are in the same order (RFC 4315 COPYUID).
   std::string copyuid = "[COPYUID " + std::to_string(dst->uidvalidity()) + " ";
@@ -648,48 +666,43 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
 // ---- EXPUNGE --------------------------------------------------------------------------------
 
 void ImapSession::cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
-  std::vector<uint32_t> in_set;
-  bool restricted = false;
+  std::vector<uint32_t> chosen_uids;  // UID EXPUNGE: only these
   if (uid) {
     std::string_view set_text;
     if (!r.sp() || !r.sequence_set_text(&set_text))
       return respond(c, tag, "BAD Expected: UID EXPUNGE uid-set");
-    if (!select_messages(c, tag, set_text, true, &in_set)) return;
-    restricted = true;
+    std::vector<uint32_t> positions;
+    if (!select_messages(c, tag, set_text, true, &positions)) return;
+    chosen_uids.reserve(positions.size());
+    for (uint32_t p : positions) chosen_uids.push_back(uids_[p]);
   }
   if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
   if (read_only_) return respond(c, tag, "NO [READ-ONLY] The mailbox is read-only");
   MailboxIndex* idx = selected_index();
   if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
-  // Report other sessions' changes first, so positions below are current.
+  // Other sessions' expunges first, so that the positions below are the client's.
   report_updates(c, true);
-  std::vector<uint32_t> gone;  // positions, descending
-  if (!restricted) {
-    in_set.resize(uids_.size());
-    for (uint32_t p = 0; p < uids_.size(); p++) in_set[p] = p;
-  } else {
-    // Positions were computed before report_updates(): recompute from the UIDs.
-    std::vector<uint32_t> uids;
-    for (uint32_t p : in_set) uids.push_back(uids_.size() > p ? uids_[p] : 0);
-    in_set.clear();
-    for (uint32_t u : uids) {
-      auto it = std::lower_bound(uids_.begin(), uids_.end(), u);
-      if (it != uids_.end() && *it == u) in_set.push_back(static_cast<uint32_t>(it - uids_.begin()));
-    }
-  }
-  for (uint32_t p : in_set) {
-    int64_t i = idx->find(uids_[p]);
+  std::vector<uint32_t> gone;  // positions
+  for (uint32_t p = 0; p < uids_.size(); p++) {
+    uint32_t u = uids_[p];
+    if (uid && !std::binary_search(chosen_uids.begin(), chosen_uids.end(), u)) continue;
+    int64_t i = idx->find(u);
     if (i < 0 || !(idx->records()[static_cast<size_t>(i)].flags & kFlagDeleted)) continue;
-    Status s = open_->mail->expunge(selected_, uids_[p]);
-    if (!s.is_ok()) return respond(c, tag, failure(s, "EXPUNGE failed"));
+    Status s = open_->mail->expunge(selected_, u);
+    if (!s.is_ok()) {
+      // What was expunged so far is reported and made durable with the failure.
+      std::reverse(gone.begin(), gone.end());
+      report_expunges(c, gone);
+      if (!gone.empty()) core(c).changed(open_, selected_);
+      return respond(c, tag, failure(s, "EXPUNGE failed"));
+    }
     own_modseqs_.insert(idx->highest_modseq());
     gone.push_back(p);
   }
-  std::sort(gone.rbegin(), gone.rend());
+  std::reverse(gone.begin(), gone.end());
   report_expunges(c, gone);
   if (gone.empty()) return respond_ok(c, tag, "EXPUNGE completed");
   core(c).changed(open_, selected_);
-  durable_expunges_ = true;
   respond_durable(c, tag, "OK EXPUNGE completed");
 }
 

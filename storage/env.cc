@@ -16,7 +16,9 @@ namespace {
 Status errno_status(const std::string& what) {
   std::string msg = what + ": " + strerror(errno);
   if (errno == ENOENT) return Status::not_found(msg);
-  return errno == ENOSPC || errno == EDQUOT ? Status::no_space(msg) : Status::io_error(msg);
+  // EFBIG (a file size limit, RLIMIT_FSIZE) is the same for the store: no room to write.
+  return errno == ENOSPC || errno == EDQUOT || errno == EFBIG ? Status::no_space(msg)
+                                                              : Status::io_error(msg);
 }
 
 class PosixAppendFile : public AppendFile {

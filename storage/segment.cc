@@ -4,8 +4,8 @@
 #include <xxhash.h>
 
 #include <cstring>
-#include <string>
 #include <ctime>
+#include <string>
 
 #include "core/assert.h"
 #include "storage/encoding.h"

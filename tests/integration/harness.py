@@ -405,6 +405,16 @@ class ImapConn:
             if not self._fill(deadline):
                 raise EOFError("connection closed; unread: %r" % bytes(self.buf))
 
+    def read_exact(self, n, timeout=None):
+        """Exactly n bytes (a literal's contents)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise EOFError("connection closed; unread: %r" % bytes(self.buf[:500]))
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
     def read_tagged(self, tag, timeout=None):
         """Lines up to and including the first one that starts with `tag` + space."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)

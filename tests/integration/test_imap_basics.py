@@ -5,7 +5,7 @@ import imaplib
 import socket
 import unittest
 
-from harness import (AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK, PREAUTH_CAPS,
+from harness import (AUTH_CAPS, AUTH_FAILED, CAPABILITY_LINE, GREETING, HOST, LIST_INBOX, LOGIN_OK, PREAUTH_CAPS,
                      TIMEOUT, Server, ServerTestCase, crash_lines)
 
 USERS = {"alice": "secret", "bob": "hunter2 with spaces"}
@@ -93,9 +93,17 @@ class TestImaplib(ImapBasicsBase):
     def test_list(self):
         m = self.imap()
         m.login("alice", "secret")
-        self.assertEqual(m.list(), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
-        self.assertEqual(m.list('""', "*"), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
-        self.assertEqual(m.list('""', "%"), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
+        # A new user has INBOX and the five special-use mailboxes (RFC 6154), INBOX first.
+        everything = ("OK", [b'(\\HasNoChildren) "/" INBOX',
+                             b'(\\HasNoChildren \\Archive) "/" Archive',
+                             b'(\\HasNoChildren \\Drafts) "/" Drafts',
+                             b'(\\HasNoChildren \\Junk) "/" Junk',
+                             b'(\\HasNoChildren \\Sent) "/" Sent',
+                             b'(\\HasNoChildren \\Trash) "/" Trash'])
+        self.assertEqual(m.list(), everything)
+        self.assertEqual(m.list('""', "*"), everything)
+        self.assertEqual(m.list('""', "%"), everything)
+        self.assertEqual(m.list('""', "I*"), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
         self.assertEqual(m.list('""', "inbox"), ("OK", [b'(\\HasNoChildren) "/" INBOX']))
         self.assertEqual(m.list('""', '""'), ("OK", [b'(\\Noselect) "/" ""']))
         self.assertEqual(m.list('""', "nomatch"), ("OK", [None]))
@@ -261,7 +269,7 @@ class TestRawExchanges(ImapBasicsBase):
                 "a " + LOGIN_OK,
                 "b OK NOOP completed",
                 LIST_INBOX, "c OK LIST completed",
-                CAPABILITY_LINE, "d OK CAPABILITY completed",
+                "* CAPABILITY " + AUTH_CAPS, "d OK CAPABILITY completed",
                 "e BAD Already authenticated",
                 "* BYE Logging out", "f OK LOGOUT completed",
             ])
@@ -297,7 +305,7 @@ class TestRawExchanges(ImapBasicsBase):
     def test_unknown_command_and_bad_syntax(self):
         c = self.conn()
         self.assertEqual(c.command("a", "FROBNICATE"), ["a BAD Unknown command"])
-        self.assertEqual(c.command("b", "SELECT INBOX"), ["b BAD Unknown command"])
+        self.assertEqual(c.command("b", "SELECT INBOX"), ["b BAD Not authenticated"])
         self.assertEqual(c.command("c", "NOOP extra"), ["c BAD Unexpected arguments"])
         c.send("\r\n")
         self.assertEqual(c.readline(), "* BAD Missing or invalid tag")
@@ -314,7 +322,7 @@ class TestRawExchanges(ImapBasicsBase):
         start = self.srv.log_count()
         self.assertEqual(c.command("c", "login ALICE secret"), ["c " + LOGIN_OK])
         self.assertTrue(self.srv.wait_log(r"event=login user=alice peer=", start=start))
-        self.assertEqual(c.command("d", 'list "" *'), [LIST_INBOX, "d OK LIST completed"])
+        self.assertEqual(c.command("d", 'list "" inbox'), [LIST_INBOX, "d OK LIST completed"])
         self.assertEqual(c.command("e", "LoGoUt"), ["* BYE Logging out", "e OK LOGOUT completed"])
         # Only the user name is case-folded, not the password.
         c = self.conn()

@@ -31,7 +31,8 @@ TEST(SequenceSet, ParsesAndResolves) {
 }
 
 TEST(SequenceSet, RejectsBadSyntax) {
-  for (const char* bad : {"", "0", "1:0", "a", "1,", ",1", "1::2", "1:2:3", "4294967296", "$1", "1 2"})
+  for (const char* bad :
+       {"", "0", "1:0", "a", "1,", ",1", "1::2", "1:2:3", "4294967296", "$1", "1 2"})
     EXPECT_EQ(resolved(bad, 10), "invalid") << bad;
 }
 
