@@ -44,6 +44,11 @@ struct Config {
   // and at most this many such users per core; beyond either, its files are closed.
   int64_t open_user_idle_s = 60;
   int64_t open_users_max = 256;
+  // Once a user's last session ends and at least this many bytes of its messages were expunged,
+  // its segments are compacted on the helper pool (only segments at least a quarter garbage are
+  // rewritten).
+  int64_t compact_released_bytes_min = 1 << 20;
+  int64_t segment_bytes_max = 64 << 20;  // a segment file is sealed at this size
   // How a reactor wakes another after handing it a connection: "auto" (IORING_OP_MSG_RING where
   // the kernel has it, else the target's eventfd), "msg_ring" or "eventfd".
   std::string cross_core_wake = "auto";

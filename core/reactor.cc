@@ -633,6 +633,18 @@ HelperJob* Reactor::offload(Connection& c, std::function<void()> work,
   return job;
 }
 
+void Reactor::run_on_helper(std::function<void()> work, std::function<void()> done) {
+  auto* job = new HelperJob();
+  job->origin = this;
+  job->work = std::move(work);
+  job->done = [this, done = std::move(done)](bool) {
+    tasks_in_flight_--;
+    done();
+  };
+  tasks_in_flight_++;
+  if (!jobs_deferred_.empty() || !submit_job(job)) jobs_deferred_.push_back(job);
+}
+
 bool Reactor::submit_job(HelperJob* job) {
   if (jobs_in_flight_ >= HelperPool::kJobsMax || !shared_->helpers->submit(job)) return false;
   jobs_in_flight_++;
@@ -744,7 +756,9 @@ void Reactor::shutdown_idle_sessions() {
 }
 
 bool Reactor::shutdown_complete() const {
-  if (connections_ > 0 || !handoff_waiting_.empty() || io_ops_in_flight_ > 0) return false;
+  if (connections_ > 0 || !handoff_waiting_.empty() || io_ops_in_flight_ > 0 ||
+      tasks_in_flight_ > 0)
+    return false;
   if (shared_->handoffs_in_flight.load(std::memory_order_seq_cst) > 0) return false;
   for (const auto& ring : incoming_)
     if (ring && !ring->empty()) return false;

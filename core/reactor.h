@@ -90,6 +90,9 @@ class Reactor {
   // full the job waits here, in order, for room.
   // The job returned may be abandoned (HelperJob::abandoned) until its `done` has run.
   HelperJob* offload(Connection& c, std::function<void()> work, std::function<void(bool)> done);
+  // Runs `work` on the helper pool, then `done` here; for work that belongs to no connection
+  // (compacting an idle user's store). Shutdown waits for it.
+  void run_on_helper(std::function<void()> work, std::function<void()> done);
   // Keeps `c` allocated while something outside the runtime waits on it (a login coalesced with
   // another one's job); release() then processes pending input and settles it, like a job's end.
   void hold(Connection& c);
@@ -177,6 +180,7 @@ class Reactor {
   size_t connections_ = 0;
   size_t connections_max_ = 0;
   size_t io_ops_in_flight_ = 0;
+  size_t tasks_in_flight_ = 0;            // run_on_helper() work not yet done
   size_t jobs_in_flight_ = 0;             // offloaded, not yet completed here; bounds helper_done_
   std::deque<HelperJob*> jobs_deferred_;  // waiting for room in the pool
   bool accept_armed_ = false;

@@ -23,7 +23,7 @@ ImapCore::~ImapCore() = default;
 
 void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   auto it = users_.find(user);
-  if (it != users_.end() && !it->second->loading) {
+  if (it != users_.end() && !it->second->loading && !it->second->compacting) {
     OpenUser* u = it->second.get();
     if (u->in_idle_list) {
       idle_.erase(std::find(idle_.begin(), idle_.end(), u));
@@ -56,9 +56,11 @@ void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   };
   auto job = std::make_shared<Job>();
   job->dir = store.user_dir(user);
+  const auto segment_bytes = static_cast<uint64_t>(reactor_.config().segment_bytes_max);
   // Opening reads (and may repair) files: it runs on the helper pool, never here.
-  auto work = [job] {
+  auto work = [job, segment_bytes] {
     job->status = UserMail::open(Env::posix(), job->dir, &job->mail, &job->report);
+    if (job->status.is_ok()) job->mail->set_segment_bytes_max(segment_bytes);
     if (job->status.is_ok()) job->status = job->mail->load_all(kCheckpointLogBytes);
   };
   auto done = [this, u, job](bool) {
@@ -207,12 +209,59 @@ void ImapCore::notify(OpenUser* u, const std::vector<uint32_t>& mailboxes) {
 }
 
 bool ImapCore::evictable(const OpenUser* u) const {
-  return u->sessions.empty() && u->load_waiters.empty() && !u->loading && !u->sync_in_flight &&
-         !u->sync_queued && u->waiting_next.empty();
+  return u->sessions.empty() && u->load_waiters.empty() && !u->loading && !u->compacting &&
+         !u->sync_in_flight && !u->sync_queued && u->waiting_next.empty();
+}
+
+void ImapCore::start_compaction(OpenUser* u) {
+  struct Job {
+    std::unique_ptr<UserMail> mail;
+    UserMail::CompactResult result;
+    Status status;
+  };
+  auto job = std::make_shared<Job>();
+  job->mail = std::move(u->mail);
+  u->compacting = true;
+  compaction_running_ = true;
+  // Reading segments, copying live records, fsync and unlink all block: the helper pool does
+  // it, owning the user's mail meanwhile; a login of this user waits for it like for a load.
+  reactor_.run_on_helper(
+      [job] { job->status = job->mail->compact(0.25, &job->result); },
+      [this, u, job] {
+        compaction_running_ = false;
+        u->compacting = false;
+        u->mail = std::move(job->mail);
+        if (!job->status.is_ok()) {
+          RM_LOG(warn, "compact_failed").kv("user", u->name).kv("error", job->status.message());
+        } else if (job->result.segments_rewritten > 0) {
+          RM_LOG(info, "compacted")
+              .kv("user", u->name)
+              .kv("segments", job->result.segments_rewritten)
+              .kv("records_moved", job->result.records_moved)
+              .kv("bytes_freed", job->result.bytes_freed);
+        }
+        if (!u->load_waiters.empty()) {
+          if (u->in_idle_list) {
+            idle_.erase(std::find(idle_.begin(), idle_.end(), u));
+            u->in_idle_list = false;
+          }
+          loaded(u, std::move(u->mail), u->failed);
+        }
+      });
 }
 
 void ImapCore::close_idle() {
   const Config& cfg = reactor_.config();
+  if (!compaction_running_ && reactor_.now_ms() - last_compaction_scan_ms_ >= 1000) {
+    last_compaction_scan_ms_ = reactor_.now_ms();
+    const auto min = static_cast<uint64_t>(cfg.compact_released_bytes_min);
+    for (OpenUser* u : idle_) {
+      if (evictable(u) && u->mail && u->failed.is_ok() && u->mail->released_bytes() >= min) {
+        start_compaction(u);
+        break;
+      }
+    }
+  }
   const uint64_t idle_ms = static_cast<uint64_t>(cfg.open_user_idle_s) * 1000;
   const size_t max = static_cast<size_t>(cfg.open_users_max);
   while (!idle_.empty()) {

@@ -59,6 +59,7 @@ struct OpenUser {
   std::unique_ptr<UserMail> mail;
   Status failed;  // opening failed, or a sync did: no change is acknowledged again
   bool loading = false;
+  bool compacting = false;  // `mail` is on the helper pool: nothing here may touch it
   std::vector<SessionRef> load_waiters;
   std::vector<SessionRef> sessions;
   uint64_t idle_since_ms = 0;  // when the last session left
@@ -113,11 +114,14 @@ class ImapCore : public CoreLocal {
   void notify(OpenUser* u, const std::vector<uint32_t>& mailboxes);
   void close_idle();
   bool evictable(const OpenUser* u) const;
+  void start_compaction(OpenUser* u);
 
   Reactor& reactor_;
   std::unordered_map<std::string, std::unique_ptr<OpenUser>> users_;
   std::vector<OpenUser*> sync_queue_;
   std::deque<OpenUser*> idle_;  // users without sessions, oldest first
+  uint64_t last_compaction_scan_ms_ = 0;
+  bool compaction_running_ = false;  // one at a time per core
   friend struct OpenUser;
 };
 

@@ -274,6 +274,7 @@ Status UserMail::delete_mailbox(std::string_view name) {
   dirty_indexes_.erase(id);
   usage_.bytes -= gone.bytes;
   usage_.messages -= gone.messages;
+  released_bytes_ += gone.bytes;
   // The name is gone durably; the files are garbage now (fsck and compaction clean up leftovers).
   std::string d = mailbox_dir(id);
   (void)env_->remove(d + "/index");
@@ -436,6 +437,7 @@ Status UserMail::expunge(uint32_t mailbox_id, uint32_t uid) {
   dirty_indexes_.insert(mailbox_id);
   usage_.bytes -= size;
   usage_.messages--;
+  released_bytes_ += size;
   return Status::ok();
 }
 
@@ -476,6 +478,7 @@ Status UserMail::read_mime(const MessageRecord& rec, MimeInfo* out) {
 
 Status UserMail::compact(double garbage_min, CompactResult* result) {
   *result = CompactResult{};
+  released_bytes_ = 0;
   Status s = sync();
   if (!s.is_ok()) return s;
   // Every live reference, per segment: (offset -> size).

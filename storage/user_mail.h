@@ -111,6 +111,9 @@ class UserMail {
   Status finish_sync(const SyncRound& round, int err);
 
   Usage usage() const { return usage_; }
+  // Bytes of messages expunged or deleted since this object was opened or last compacted: when
+  // non-zero, compact() may have something to reclaim.
+  uint64_t released_bytes() const { return released_bytes_; }
 
   struct CompactResult {
     uint64_t segments_rewritten = 0;
@@ -154,6 +157,7 @@ class UserMail {
   std::set<uint32_t> syncing_indexes_;  // in a round between begin_sync() and finish_sync()
   std::vector<std::unique_ptr<MailboxIndex>> retired_indexes_;  // deleted while syncing
   Usage usage_;
+  uint64_t released_bytes_ = 0;
   uint64_t segment_bytes_max_ = kSegmentBytesMax;
   MimeParser parser_;  // reused: no allocation per message once warm
   MimeInfo mime_;
