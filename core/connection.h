@@ -32,6 +32,8 @@ class Session {
   virtual void on_shutdown(Connection& c) = 0;
   // A command is in flight (e.g. waiting for the helper pool); shutdown waits for it.
   virtual bool busy() const = 0;
+  // Output was sent: a session writing a long answer in parts may write the next one.
+  virtual void on_writable(Connection& /*c*/) {}
   // Input the session has agreed to take beyond pending_input_bytes_max (a literal it accepted).
   virtual size_t input_reserve() const { return 0; }
   // The connection started to close (called once): work done only for it can be given up.

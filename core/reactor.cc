@@ -429,6 +429,7 @@ void Reactor::on_send(Connection& c, int res) {
   } else if (res != -EAGAIN && res != -EINTR) {
     c.close_now = true;  // the peer is gone (EPIPE, ECONNRESET) or we cancelled it
   }
+  if (c.session && !c.close_now && !c.closing) c.session->on_writable(c);
   if (!c.out.empty()) mark_dirty(c);
   process_input(c);  // output may have been what held input back
   settle(c);

@@ -13,6 +13,7 @@
 #include "protocol/authenticator.h"
 #include "protocol/command_parser.h"
 #include "protocol/imap_core.h"
+#include "protocol/imap_fetch.h"
 #include "protocol/mime_render.h"
 #include "storage/user_store.h"
 
@@ -34,7 +35,10 @@ class ImapSession : public Session {
   void on_adopted(Connection& c) override;
   void on_timeout(Connection& c) override;
   void on_shutdown(Connection& c) override;
-  bool busy() const override { return login_pending_ || durable_pending_ || mail_pending_; }
+  bool busy() const override {
+    return login_pending_ || durable_pending_ || mail_pending_ || fetch_run_ != nullptr;
+  }
+  void on_writable(Connection& c) override;
   size_t input_reserve() const override;
   // A client that leaves during its LOGIN's hash: nobody else waits for it, so it is skipped.
   void on_closing(Connection& c) override;
@@ -91,6 +95,7 @@ class ImapSession : public Session {
   // Messages (session_message.cc).
   void cmd_append(Connection& c, std::string_view tag, CommandReader& r);
   void cmd_fetch(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void continue_fetch(Connection& c);
   void cmd_store(Connection& c, std::string_view tag, CommandReader& r, bool uid);
   void cmd_copy(Connection& c, std::string_view tag, CommandReader& r, bool uid, bool move);
   void cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid);
@@ -153,6 +158,18 @@ class ImapSession : public Session {
 
   bool idling_ = false;
   std::string idle_tag_;
+
+  // A FETCH whose responses are written as the client reads them (continue_fetch()).
+  struct FetchRun {
+    FetchSpec spec;
+    std::vector<uint32_t> positions;
+    size_t next = 0;
+    std::string tag;
+    bool uid = false;
+    bool changed = false;  // \Seen was set
+    FetchError error = FetchError::none;
+  };
+  std::unique_ptr<FetchRun> fetch_run_;
 
   MimeInfo mime_;  // reused between messages
   std::string out_;

@@ -401,21 +401,19 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
   std::string_view set_text;
   if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp())
     return respond(c, tag, "BAD Expected: FETCH sequence-set items");
-  FetchSpec spec;
+  auto run = std::make_unique<FetchRun>();
   std::string error;
-  if (!parse_fetch(r, &spec, &error)) return respond(c, tag, "BAD " + error);
+  if (!parse_fetch(r, &run->spec, &error)) return respond(c, tag, "BAD " + error);
   if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments after FETCH items");
+  const FetchSpec& spec = run->spec;
   if (spec.vanished && (!uid || !qresync_ || !spec.has_changed_since))
     return respond(c, tag, "BAD VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE");
   if (spec.has_changed_since || spec.has_modseq) condstore_ = true;  // RFC 7162 3.1: enables it
-  std::vector<uint32_t> positions;
-  if (!select_messages(c, tag, set_text, uid, &positions)) return;
+  if (!select_messages(c, tag, set_text, uid, &run->positions)) return;
   MailboxIndex* idx = selected_index();
   if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
-  UserMail& mail = *open_->mail;
-  const bool set_seen = spec.sets_seen && !read_only_;
-  bool changed = false;
-  FetchError fetch_error = FetchError::none;
+  run->tag = std::string(tag);
+  run->uid = uid;
   out_.clear();
   if (spec.vanished) {
     SequenceSet set;
@@ -429,24 +427,64 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
       append_number_set(gone, &out_);
       out_.append("\r\n");
     }
+    c.write(out_);
+    out_.clear();
   }
-  for (uint32_t pos : positions) {
+  fetch_run_ = std::move(run);
+  continue_fetch(c);
+}
+
+void ImapSession::on_writable(Connection& c) {
+  if (!fetch_run_ || c.closing || c.close_now) return;
+  if (c.out.bytes() > static_cast<size_t>(c.reactor->config().output_bytes_max) / 2) return;
+  continue_fetch(c);
+}
+
+// Writes FETCH responses until the connection's output holds output_bytes_max; the rest follows
+// as the client reads (on_writable), so FETCH 1:* BODY[] of a huge mailbox needs no more memory
+// than one message. Other commands wait meanwhile (input paused).
+void ImapSession::continue_fetch(Connection& c) {
+  FetchRun& run = *fetch_run_;
+  const FetchSpec& spec = run.spec;
+  const size_t output_max = static_cast<size_t>(c.reactor->config().output_bytes_max);
+  auto stop = [&](std::string text) {
+    c.write(out_);
+    out_.clear();
+    std::string tag = std::move(run.tag);
+    fetch_run_.reset();
+    c.input_paused = false;
+    respond(c, tag, text);
+  };
+  MailboxIndex* idx = selected_index();
+  if (!idx) return stop("NO [NONEXISTENT] The mailbox is gone");
+  UserMail& mail = *open_->mail;
+  const bool set_seen = spec.sets_seen && !read_only_;
+  out_.clear();
+  for (; run.next < run.positions.size(); run.next++) {
+    if (c.out.bytes() + out_.size() >= output_max) {
+      c.write(out_);
+      out_.clear();
+      c.input_paused = true;  // resumed by on_writable()
+      return;
+    }
+    uint32_t pos = run.positions[run.next];
+    if (pos >= uids_.size()) continue;
     int64_t i = idx->find(uids_[pos]);
     if (i < 0) continue;  // expunged by another session, not yet reported
     MessageRecord rec = idx->records()[static_cast<size_t>(i)];
     if (spec.has_changed_since && rec.modseq <= spec.changed_since) continue;
     FetchMessage m;
     m.seq = pos + 1;
-    m.include_uid = uid;
+    m.include_uid = run.uid;
     if (set_seen && !(rec.flags & kFlagSeen)) {
       uint64_t modseq;
       Status s = idx->set_flags(rec.uid, rec.flags | kFlagSeen, rec.keywords, &modseq);
-      if (!s.is_ok()) return respond(c, tag, failure(s, "FETCH failed"));
+      if (!s.is_ok()) return stop(failure(s, "FETCH failed"));
       rec.flags |= kFlagSeen;
       rec.modseq = modseq;
       own_modseqs_.insert(modseq);
       m.include_flags = !spec.has_flags;
-      changed = true;
+      run.changed = true;
     }
     m.include_modseq = condstore_ && (spec.has_changed_since || m.include_flags);
     m.rec = &rec;
@@ -455,20 +493,16 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
       Status s = mail.read(rec, false, &m.bytes);
       if (!s.is_ok()) {
         RM_LOG(error, "read_failed").kv("user", user_).kv("uid", rec.uid).kv("error", s.message());
-        c.write(out_);
-        return respond(c, tag, "NO [SERVERBUG] A message could not be read");
+        return stop("NO [SERVERBUG] A message could not be read");
       }
     }
     if (spec.needs_mime) {
       Status s = mail.read_mime(rec, &mime_);
-      if (!s.is_ok()) {
-        c.write(out_);
-        return respond(c, tag, "NO [SERVERBUG] A message's structure could not be read");
-      }
+      if (!s.is_ok()) return stop("NO [SERVERBUG] A message's structure could not be read");
       m.mime = &mime_;
     }
     FetchError e = append_fetch(spec, m, revision(), &out_);
-    if (e != FetchError::none) fetch_error = e;
+    if (e != FetchError::none) run.error = e;
     if (out_.size() >= kOutputChunkBytes) {
       c.write(out_);
       out_.clear();
@@ -477,8 +511,13 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
   c.write(out_);
   out_.clear();
   std::string text = "OK FETCH completed";
-  if (fetch_error == FetchError::unknown_cte)
+  if (run.error == FetchError::unknown_cte)
     text = "NO [UNKNOWN-CTE] A part has a transfer encoding that cannot be decoded";
+  std::string tag = std::move(run.tag);
+  bool uid = run.uid;
+  bool changed = run.changed;
+  fetch_run_.reset();
+  c.input_paused = false;
   if (changed) {
     mail.mark_dirty(selected_);
     core(c).changed(open_, selected_);
