@@ -348,9 +348,19 @@ void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader&
         return respond(c, tag, "BAD Invalid date-time");
       if (!r.sp()) return respond(c, tag, "BAD Expected a literal");
     }
+    // literal, literal8 (~{n}: RFC 3516 BINARY, IMAP4rev2) or UTF8 (literal8) (RFC 6855).
+    bool utf8_data = false;
+    if (r.peek('U') || r.peek('u')) {
+      std::string_view word;
+      if (!r.atom(&word) || !iequals(word, "UTF8") || !r.sp() || !r.ch('('))
+        return respond(c, tag, "BAD Expected a literal");
+      utf8_data = true;
+    }
+    r.ch('~');
     if (!r.peek('{')) return respond(c, tag, "BAD Expected a literal");
     std::string scratch;
     if (!r.string(&item.message, &scratch)) return respond(c, tag, "BAD Malformed literal");
+    if (utf8_data && !r.ch(')')) return respond(c, tag, "BAD Expected ) after UTF8 data");
     items.push_back(std::move(item));
     if (items.size() > 1000) return respond(c, tag, "BAD Too many messages in one APPEND");
   }
