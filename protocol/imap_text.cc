@@ -72,7 +72,7 @@ void append_astring(std::string_view s, std::string* out) {
 // recursive match of "%%%%...X" backtracks exponentially, this never does.
 bool wildcard_match(std::string_view pat, std::string_view name) {
   const size_t n = name.size();
-  std::vector<char> can(n + 1, 0);
+  std::string can(n + 1, 0);
   can[0] = 1;
   for (char p : pat) {
     if (p == '*') {

@@ -43,6 +43,7 @@ FLAGS = ("\\Seen", "\\Flagged", "\\Deleted", KEYWORD)
 OWNED_MAX = 25  # messages per client beyond which it expunges more than it adds
 KILL_AFTER_S = (0.05, 1.5)
 
+TEXT = bytes(b"abcdefghijklmnopqrstuvwxyz "[i % 27] for i in range(256))  # random bytes -> text
 OWNER = re.compile(rb"\r\nX-Crash-Owner: (\S+)\r\n")
 MESSAGE_ID = re.compile(rb"^Message-ID: <([^>]+)>")
 
@@ -272,12 +273,9 @@ class Client:
         head = ("Message-ID: <%s.%d@crash.test>\r\nFrom: %s@crash.test\r\nSubject: crash test %d"
                 "\r\nX-Crash-Owner: %s\r\n\r\n" % (self.name, self.serial, self.user, self.serial,
                                                    self.name)).encode()
-        line = ("%s %d " % (self.name, self.serial)).encode()
-        text = bytearray()
-        while len(text) < size:
-            text += line + bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(60))
-            text += b"\r\n"
-        return head + bytes(text)
+        prefix = ("%s %d " % (self.name, self.serial)).encode()
+        text = rng.randbytes(size).translate(TEXT)
+        return head + b"".join(prefix + text[i:i + 60] + b"\r\n" for i in range(0, size, 60))
 
     def pick(self, mine, low, high):
         """Some of `mine`, no two with the same bytes (a copy made in the same mailbox shares
