@@ -1,5 +1,7 @@
 #include "protocol/command_parser.h"
 
+#include <cstring>
+
 #include "core/assert.h"
 
 namespace ringmail {
@@ -164,7 +166,7 @@ bool CommandReader::quoted(std::string_view* out, std::string* scratch) {
 }
 
 // The framer already proved that the announced bytes are present.
-bool CommandReader::literal(std::string_view* out) {
+bool CommandReader::literal(std::string_view* out, bool allow_nul) {
   RM_ASSERT(peek('{'));
   size_t close = s_.find('}', pos_);
   if (close == std::string_view::npos) return false;
@@ -181,6 +183,7 @@ bool CommandReader::literal(std::string_view* out) {
   else
     return false;
   if (size > s_.size() - data) return false;
+  if (!allow_nul && memchr(s_.data() + data, 0, size) != nullptr) return false;  // CHAR8
   *out = s_.substr(data, size);
   pos_ = data + size;
   return true;
@@ -202,6 +205,10 @@ bool CommandReader::string(std::string_view* out, std::string* scratch) {
   if (peek('"')) return quoted(out, scratch);
   if (peek('{')) return literal(out);
   return false;
+}
+
+bool CommandReader::literal8(std::string_view* out) {
+  return peek('{') && literal(out, true);
 }
 
 bool CommandReader::number(uint64_t* out, uint64_t max) {

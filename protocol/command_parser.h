@@ -37,8 +37,8 @@ class CommandFramer {
   size_t frame_bytes() const { return pos_; }
   uint64_t literal_bytes() const { return literal_size_; }
   bool literal_sync() const { return literal_sync_; }
-  // The bytes the command will hold once the literal being read has arrived (0 outside one).
-  uint64_t committed_bytes() const { return literal_left_ > 0 ? pos_ + literal_left_ : 0; }
+  // The bytes of the command being framed: scanned so far plus the rest of a literal being read.
+  uint64_t committed_bytes() const { return pos_ + literal_left_; }
 
  private:
   size_t pos_ = 0;         // everything before pos_ is scanned
@@ -60,6 +60,8 @@ class CommandReader {
   bool astring(std::string_view* out, std::string* scratch);
   // list-mailbox: like astring, but atoms may also hold the wildcards % and *.
   bool list_mailbox(std::string_view* out, std::string* scratch);
+  // The literal after a "~" (RFC 3516 literal8): any octets, NUL included.
+  bool literal8(std::string_view* out);
   // string = quoted / literal (no atom).
   bool string(std::string_view* out, std::string* scratch);
   // A number (RFC 9051 number / number64): digits only, at most `max`.
@@ -82,7 +84,8 @@ class CommandReader {
 
  private:
   bool quoted(std::string_view* out, std::string* scratch);
-  bool literal(std::string_view* out);
+  // A literal's contents; NUL is refused unless `allow_nul` (literal8).
+  bool literal(std::string_view* out, bool allow_nul = false);
   bool chars(std::string_view* out, bool (*ok)(unsigned char));
 
   std::string_view s_;

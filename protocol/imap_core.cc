@@ -110,8 +110,9 @@ void ImapCore::detach(Connection& /*c*/, ImapSession* s, OpenUser* u) {
 }
 
 void ImapCore::wait_durable(Connection& c, ImapSession* s, OpenUser* u) {
-  if (!u->failed.is_ok() || !u->mail || !u->mail->needs_sync()) {
-    // Nothing new to make durable (or nothing can be): answer now.
+  if (!u->failed.is_ok() || !u->mail || (!u->mail->needs_sync() && !u->sync_in_flight)) {
+    // Nothing to make durable (or nothing can be): answer now. A command that changed nothing
+    // while a round is in flight waits for it: what it confirms may be in that round.
     s->on_durable(c, u->failed);
     return;
   }

@@ -1263,4 +1263,14 @@ bool search_needs_content(const SearchCommand& cmd) {
   return cmd.program != nullptr && cmd.program->needs_content;
 }
 
+uint32_t search_max_sequence_number(const SearchCommand& cmd) {
+  uint32_t max = 0;
+  const SearchProgram& p = *cmd.program;
+  for (size_t i = 0; i < p.sets.size(); i++) {
+    if (p.set_is_uid[i]) continue;
+    for (SeqRange r : p.sets[i].ranges()) max = std::max({max, r.lo, r.hi});
+  }
+  return max;
+}
+
 }  // namespace ringmail

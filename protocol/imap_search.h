@@ -101,6 +101,10 @@ SearchParse parse_search(CommandReader& r, SearchCommand* out, std::string* erro
 bool search_matches(const SearchCommand& cmd, const SearchMailbox& box, const SearchMessage& msg,
                     bool* matched);
 
+// The largest message sequence number written in the program's (non-UID) sequence sets, "*"
+// not counted: a number beyond the mailbox's messages makes the command BAD (RFC 9051 section 9).
+uint32_t search_max_sequence_number(const SearchCommand& cmd);
+
 // Whether any key reads the message bytes or MIME structure (a flag-only search needs neither).
 bool search_needs_content(const SearchCommand& cmd);
 

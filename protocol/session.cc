@@ -68,6 +68,10 @@ CommandFramer::Limits ImapSession::limits(const Connection& c) const {
   return {static_cast<size_t>(cfg.line_bytes_max), literal_max};
 }
 
+size_t ImapSession::framer_limits_line(const Connection& c) {
+  return static_cast<size_t>(c.reactor->config().line_bytes_max);
+}
+
 size_t ImapSession::input_reserve() const {
   return static_cast<size_t>(framer_.committed_bytes());
 }
@@ -81,8 +85,15 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
     std::string_view rest = input.substr(consumed);
     switch (framer_.scan(rest, limits(c))) {
       case CommandFramer::Result::need_more:
-        if (framer_.committed_bytes() > kOtherLiteralBytesMax && !command_is(rest, "APPEND")) {
+        if (framer_.committed_bytes() > kOtherLiteralBytesMax + framer_limits_line(c) &&
+            !command_is(rest, "APPEND")) {
           c.write("* BYE [TOOBIG] Literal too large for this command\r\n");
+          c.close_after_flush();
+          return input.size();
+        }
+        if (framer_.committed_bytes() > appendlimit_ + framer_limits_line(c)) {
+          // MULTIAPPEND: all the messages of one command together stay within APPENDLIMIT.
+          c.write("* BYE [TOOBIG] Command too large\r\n");
           c.close_after_flush();
           return input.size();
         }

@@ -63,6 +63,7 @@ class ImapSession : public Session {
   void dispatch(Connection& c, std::string_view tag, std::string_view cmd, CommandReader& r);
   bool literal_acceptable(Connection& c, std::string_view head, std::string* refusal) const;
   CommandFramer::Limits limits(const Connection& c) const;
+  static size_t framer_limits_line(const Connection& c);
   ImapCore& core(Connection& c) const;
   ImapRevision revision() const { return rev2_ ? ImapRevision::rev2 : ImapRevision::rev1; }
 

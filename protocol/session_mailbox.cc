@@ -172,7 +172,15 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
         std::vector<std::string_view> items;
         if (!r.sp() || !read_paren_atoms(r, &items, 10))
           return respond(c, tag, "BAD Expected: STATUS (items)");
-        for (std::string_view i : items) status_items.emplace_back(i);
+        static const char* const kStatusItems[] = {"MESSAGES", "UIDNEXT",       "UIDVALIDITY",
+                                                   "UNSEEN",   "DELETED",       "SIZE",
+                                                   "RECENT",   "HIGHESTMODSEQ", "APPENDLIMIT"};
+        for (std::string_view i : items) {
+          bool known = false;
+          for (const char* k : kStatusItems) known |= iequals(i, k);
+          if (!known) return respond(c, tag, "BAD Unknown STATUS item");
+          status_items.emplace_back(i);
+        }
       } else {
         return respond(c, tag, "BAD Unknown RETURN option");
       }
@@ -232,6 +240,23 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
     bool special = m && !m->special_use.empty();
     bool child_match = false;  // RECURSIVEMATCH: a child satisfies the selection
     if (!matches(n)) continue;
+    if (lsub && !subscribed) {
+      // RFC 3501 section 6.3.9: a parent that is not subscribed, of a subscribed mailbox the
+      // pattern does not reach ("%"), is shown \Noselect.
+      bool shown = false;
+      for (const UserMail::Mailbox& k : mail.mailboxes()) {
+        if (k.subscribed && k.name.size() > n.size() &&
+            k.name.compare(0, n.size() + 1, n + "/") == 0 && !matches(k.name)) {
+          shown = true;
+          break;
+        }
+      }
+      if (!shown) continue;
+      out_.append("* LSUB (\\Noselect) \"/\" ");
+      append_mailbox_name(n, &out_);
+      out_.append("\r\n");
+      continue;
+    }
     bool selected = true;
     if (sel_subscribed && !subscribed) selected = false;
     if (sel_special && !special) selected = false;
@@ -245,7 +270,6 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
       }
     }
     if (!selected && !child_match) continue;
-    if (lsub && !subscribed) continue;
     std::string attrs;
     auto add = [&](std::string_view a) {
       if (!attrs.empty()) attrs.push_back(' ');
@@ -498,7 +522,8 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
   for (const std::string& k : idx->keywords()) flags.append(" ").append(k);
   out_.append("* FLAGS (").append(flags).append(")\r\n");
   out_.append("* OK [PERMANENTFLAGS (").append(read_only ? "" : flags);
-  if (!read_only) out_.append(" \\*");
+  // "\*": new keywords may be created, until the mailbox's 64 are taken.
+  if (!read_only && idx->keywords().size() < MailboxIndex::kKeywordsMax) out_.append(" \\*");
   out_.append(")] Flags permitted\r\n");
   out_.append("* ").append(std::to_string(uids_.size())).append(" EXISTS\r\n");
   if (!rev2_) {

@@ -84,6 +84,9 @@ bool parse_date_time(std::string_view s, int64_t* out) {
   t.tm_min = mm;
   t.tm_sec = ss;
   int64_t secs = timegm(&t);
+  tm check{};
+  time_t as_time = static_cast<time_t>(secs);
+  if (gmtime_r(&as_time, &check) == nullptr || check.tm_mday != day) return false;  // 31-Feb
   int64_t offset = (zone / 100) * 3600 + (zone % 100) * 60;
   *out = s[21] == '+' ? secs - offset : secs + offset;
   return true;
@@ -356,10 +359,13 @@ void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader&
         return respond(c, tag, "BAD Expected a literal");
       utf8_data = true;
     }
-    r.ch('~');
+    bool binary = r.ch('~');
     if (!r.peek('{')) return respond(c, tag, "BAD Expected a literal");
     std::string scratch;
-    if (!r.string(&item.message, &scratch)) return respond(c, tag, "BAD Malformed literal");
+    if (binary ? !r.literal8(&item.message) : !r.string(&item.message, &scratch))
+      return respond(c, tag,
+                     binary ? "BAD Malformed literal8"
+                            : "BAD Malformed literal (a message with NUL needs literal8, ~{n})");
     if (utf8_data && !r.ch(')')) return respond(c, tag, "BAD Expected ) after UTF8 data");
     items.push_back(std::move(item));
     if (items.size() > 1000) return respond(c, tag, "BAD Too many messages in one APPEND");
@@ -497,6 +503,7 @@ void ImapSession::continue_fetch(Connection& c) {
       run.changed = true;
     }
     m.include_modseq = condstore_ && (spec.has_changed_since || m.include_flags);
+    if (condstore_ && m.include_flags) m.include_uid = true;  // RFC 7162 section 3.1
     m.rec = &rec;
     m.keywords = &idx->keywords();
     if (spec.needs_bytes) {
@@ -609,7 +616,8 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
     }
     if (silent && !(unchanged_since != UINT64_MAX && condstore_)) continue;
     out_.append("* ").append(std::to_string(pos + 1)).append(" FETCH (");
-    if (uid) out_.append("UID ").append(std::to_string(rec.uid)).append(" ");
+    // RFC 7162 section 3.1: once CONDSTORE is on, STORE's FETCH responses carry UID and MODSEQ.
+    if (uid || condstore_) out_.append("UID ").append(std::to_string(rec.uid)).append(" ");
     if (!silent) {
       out_.append("FLAGS ");
       append_flags(rec.flags, rec.keywords, *idx, &out_);
@@ -769,6 +777,8 @@ void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader&
   }
   MailboxIndex* idx = selected_index();
   if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+  if (search_max_sequence_number(cmd) > uids_.size())
+    return respond(c, tag, "BAD Invalid message sequence number");
   if (cmd.uses_modseq) condstore_ = true;
   UserMail& mail = *open_->mail;
   SearchMailbox box;

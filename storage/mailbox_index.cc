@@ -132,7 +132,7 @@ Status MailboxIndex::rebuild(Env* env, const std::string& dir, uint32_t mailbox_
   idx.mailbox_id_ = mailbox_id;
   idx.uidvalidity_ = uidvalidity;
   idx.keywords_ = std::move(keywords);
-  uint64_t modseq = 0;
+  uint64_t modseq = 1;  // the first value a client may see is 1 (see highest_modseq())
   for (MessageRecord& r : records) {
     RM_ASSERT(idx.records_.empty() || r.uid > idx.records_.back().uid);
     r.modseq = ++modseq;
@@ -292,7 +292,7 @@ Status MailboxIndex::write_log(uint16_t type, std::string_view payload) {
 Status MailboxIndex::append(MessageRecord* rec) {
   if (uidnext_ == UINT32_MAX) return Status::invalid("UIDs exhausted");
   rec->uid = uidnext_;
-  rec->modseq = highest_modseq_ + 1;
+  rec->modseq = next_modseq();
   rec->reserved = 0;
   return write_log(kLogAppend, std::string_view(reinterpret_cast<const char*>(rec), sizeof *rec));
 }
@@ -303,7 +303,7 @@ Status MailboxIndex::set_flags(uint32_t uid, uint32_t flags, uint64_t keywords, 
   put<uint32_t>(&p, uid);
   put<uint32_t>(&p, flags & kSystemFlagsMask);
   put<uint64_t>(&p, keywords);
-  put<uint64_t>(&p, highest_modseq_ + 1);
+  put<uint64_t>(&p, next_modseq());
   Status s = write_log(kLogFlags, p);
   if (s.is_ok()) *modseq = highest_modseq_;
   return s;
@@ -323,7 +323,7 @@ Status MailboxIndex::expunge(uint32_t uid) {
   std::string p;
   put<uint32_t>(&p, uid);
   put<uint32_t>(&p, 0);
-  put<uint64_t>(&p, highest_modseq_ + 1);
+  put<uint64_t>(&p, next_modseq());
   return write_log(kLogExpunge, p);
 }
 

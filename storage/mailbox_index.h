@@ -65,7 +65,9 @@ class MailboxIndex {
   uint32_t mailbox_id() const { return mailbox_id_; }
   uint32_t uidvalidity() const { return uidvalidity_; }
   uint32_t uidnext() const { return uidnext_; }
-  uint64_t highest_modseq() const { return highest_modseq_; }
+  // At least 1, even for a mailbox that never changed: RFC 7162 mod-sequence values start at 1
+  // (a client may send the value back in SELECT ... QRESYNC), so the first change gets 2.
+  uint64_t highest_modseq() const { return highest_modseq_ > 0 ? highest_modseq_ : 1; }
   // In UID order; sequence number n is records()[n - 1].
   const std::vector<MessageRecord>& records() const { return records_; }
   const std::vector<std::string>& keywords() const { return keywords_; }
@@ -96,6 +98,7 @@ class MailboxIndex {
  private:
   MailboxIndex(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status write_log(uint16_t type, std::string_view payload);
+  uint64_t next_modseq() const { return (highest_modseq_ > 0 ? highest_modseq_ : 1) + 1; }
   Status replay(std::string_view log, const BlobCheck& blob_ok, IndexOpenReport* report,
                 uint64_t* valid_bytes);
   bool apply(uint16_t type, std::string_view payload);

@@ -4,11 +4,16 @@
 set -euo pipefail
 pkgs=(g++ cmake ninja-build pkg-config liburing-dev libwolfssl-dev libmimalloc-dev
       libsimdjson-dev libxxhash-dev libgtest-dev libbenchmark-dev
-      python3 curl clang-format clang-tidy)
+      python3 curl isync clang-format clang-tidy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm drive the imapflow test. A machine may already carry a Node.js build that
+# bundles npm (and conflicts with Debian's npm package): Debian's are installed only when the
+# commands are missing.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "install-deps: installing ${missing[*]}" >&2
 sudo=""

@@ -39,7 +39,8 @@ TEST_F(MailboxIndexTest, ANewMailboxIsEmpty) {
   auto idx = open();
   EXPECT_EQ(idx->uidvalidity(), 1234u);
   EXPECT_EQ(idx->uidnext(), 1u);
-  EXPECT_EQ(idx->highest_modseq(), 0u);
+  // RFC 7162: a mod-sequence value is at least 1, also for a mailbox that never changed.
+  EXPECT_EQ(idx->highest_modseq(), 1u);
   EXPECT_TRUE(idx->records().empty());
   EXPECT_EQ(MailboxIndex::create(&env_, box_, 1, 1).code(), Status::Code::already_exists);
 }
@@ -53,13 +54,14 @@ TEST_F(MailboxIndexTest, ChangesGetUidsAndModseqsAndSurviveReopen) {
     ASSERT_TRUE(idx->append(&c).is_ok());
     EXPECT_EQ(a.uid, 1u);
     EXPECT_EQ(c.uid, 3u);
-    EXPECT_EQ(c.modseq, 3u);
+    EXPECT_EQ(a.modseq, 2u);  // the first change comes after the empty mailbox's 1
+    EXPECT_EQ(c.modseq, 4u);
     unsigned bit = 99;
     ASSERT_TRUE(idx->keyword_bit("$Forwarded", &bit).is_ok());
     EXPECT_EQ(bit, 0u);
     uint64_t modseq = 0;
     ASSERT_TRUE(idx->set_flags(2, kFlagSeen | kFlagFlagged, 1, &modseq).is_ok());
-    EXPECT_EQ(modseq, 4u);  // the keyword definition took no MODSEQ: 3 appends, then this
+    EXPECT_EQ(modseq, 5u);  // the keyword definition took no MODSEQ: 3 appends, then this
     ASSERT_TRUE(idx->expunge(1).is_ok());
     EXPECT_EQ(idx->set_flags(1, 0, 0, &modseq).code(), Status::Code::not_found);
     ASSERT_TRUE(idx->sync().is_ok());
@@ -72,11 +74,11 @@ TEST_F(MailboxIndexTest, ChangesGetUidsAndModseqsAndSurviveReopen) {
   EXPECT_EQ(idx->records()[0].uid, 2u);
   EXPECT_EQ(idx->records()[0].flags, kFlagSeen | kFlagFlagged);
   EXPECT_EQ(idx->records()[0].keywords, 1u);
-  EXPECT_EQ(idx->records()[0].modseq, 4u);
+  EXPECT_EQ(idx->records()[0].modseq, 5u);
   EXPECT_EQ(idx->records()[0].size, 200u);
   EXPECT_EQ(idx->records()[1].uid, 3u);
   EXPECT_EQ(idx->uidnext(), 4u);
-  EXPECT_EQ(idx->highest_modseq(), 5u);  // the expunge
+  EXPECT_EQ(idx->highest_modseq(), 6u);  // the expunge
   EXPECT_EQ(idx->keywords(), std::vector<std::string>{"$Forwarded"});
   EXPECT_EQ(idx->find(3), 1);
   EXPECT_EQ(idx->find(1), -1);
@@ -106,7 +108,7 @@ TEST_F(MailboxIndexTest, ACheckpointFoldsTheLogAndKeepsEverything) {
   EXPECT_EQ(idx->records()[3].flags, kFlagDeleted);
   EXPECT_EQ(idx->keywords(), std::vector<std::string>{"work"});
   EXPECT_EQ(idx->uidnext(), 11u);
-  EXPECT_EQ(idx->highest_modseq(), 12u);
+  EXPECT_EQ(idx->highest_modseq(), 13u);
 }
 
 // Every cut of the log after the last synced entry: reopening keeps the synced changes only.
