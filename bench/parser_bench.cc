@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 #include "protocol/command_parser.h"
 #include "protocol/imap_fetch.h"
@@ -71,19 +72,20 @@ BENCHMARK(bm_frame_large_literal);
 // header fetches, flag changes, searches, IDLE), framed, tokenized and parsed down to the FETCH
 // items, search programs and sequence sets the session executes. Bytes per second of input.
 void bm_realistic_client_traffic(benchmark::State& state) {
-  const char* const kCommands[] = {
+  const std::vector<std::string> session = {
       "a1 CAPABILITY\r\n",
       "a2 ID (\"name\" \"Thunderbird\" \"version\" \"115.3\")\r\n",
       "a3 SELECT INBOX (CONDSTORE)\r\n",
       "a4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n",
-      "a5 UID FETCH 41100:41190 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc "
-      "Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To "
-      "Content-Type Reply-To)])\r\n",
+      std::string("a5 UID FETCH 41100:41190 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From "
+                  "To Cc Bcc ") +
+          "Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To "
+          "Content-Type Reply-To)])\r\n",
       "a6 UID FETCH 41187 (UID RFC822.SIZE BODY.PEEK[])\r\n",
       "a7 UID STORE 41187 +FLAGS (\\Seen)\r\n",
       "a8 UID STORE 41001,41005:41010,41100 +FLAGS.SILENT (\\Deleted $Junk)\r\n",
-      "a9 UID SEARCH RETURN (ALL) CHARSET UTF-8 OR (FROM \"alice\") (SUBJECT \"report\") "
-      "SINCE 1-Oct-2026 NOT DELETED\r\n",
+      std::string("a9 UID SEARCH RETURN (ALL) CHARSET UTF-8 OR (FROM \"alice\") ") +
+          "(SUBJECT \"report\") SINCE 1-Oct-2026 NOT DELETED\r\n",
       "a10 UID EXPUNGE 41001,41005:41010\r\n",
       "a11 IDLE\r\n",
       "DONE\r\n",
@@ -94,7 +96,7 @@ void bm_realistic_client_traffic(benchmark::State& state) {
   };
   std::string buf;
   for (int i = 0; i < 50; i++)
-    for (const char* c : kCommands) buf += c;
+    for (const std::string& c : session) buf += c;
   size_t commands = 0;
   std::string scratch;
   for (auto _ : state) {

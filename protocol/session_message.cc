@@ -463,7 +463,7 @@ void ImapSession::continue_fetch(Connection& c) {
   FetchRun& run = *fetch_run_;
   const FetchSpec& spec = run.spec;
   const size_t output_max = static_cast<size_t>(c.reactor->config().output_bytes_max);
-  auto stop = [&](std::string text) {
+  auto stop = [&](const std::string& text) {
     c.write(out_);
     out_.clear();
     std::string tag = std::move(run.tag);
