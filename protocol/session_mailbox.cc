@@ -541,7 +541,14 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
       .append(std::to_string(idx->highest_modseq()))
       .append("] Highest\r\n");
   if (rev2_) {
-    out_.append("* LIST () \"/\" ");
+    // RFC 9051 section 6.3.2: the LIST response's attributes are those LIST would show.
+    bool children = false;
+    for (const UserMail::Mailbox& k : open_->mail->mailboxes())
+      children |= k.name.size() > m->name.size() &&
+                  k.name.compare(0, m->name.size() + 1, m->name + "/") == 0;
+    out_.append("* LIST (").append(children ? "\\HasChildren" : "\\HasNoChildren");
+    if (!m->special_use.empty()) out_.append(" ").append(m->special_use);
+    out_.append(") \"/\" ");
     append_mailbox_name(m->name, &out_);
     out_.append("\r\n");
   }

@@ -112,7 +112,8 @@ def command(c, tag, text):
 
 
 def select_response(tag, exists, uidvalidity, uidnext, modseq, keywords=(), unseen=None,
-                    read_only=False, rev2=False, name="INBOX", closed=False):
+                    read_only=False, rev2=False, name="INBOX", closed=False,
+                    list_attrs="\\HasNoChildren"):
     """The exact answer to SELECT/EXAMINE of IMAP4rev1 (or rev2) as ringmail gives it."""
     flags = " ".join([SYSTEM_FLAGS] + list(keywords))
     lines = ["* OK [CLOSED] Previous mailbox closed"] if closed else []
@@ -127,7 +128,8 @@ def select_response(tag, exists, uidvalidity, uidnext, modseq, keywords=(), unse
               "* OK [UIDNEXT %d] Predicted next UID" % uidnext,
               "* OK [HIGHESTMODSEQ %d] Highest" % modseq]
     if rev2:
-        lines.append('* LIST () "/" %s' % name)
+        # RFC 9051 section 6.3.2: the attributes LIST would show for the mailbox.
+        lines.append('* LIST (%s) "/" %s' % (list_attrs, name))
     lines.append("%s OK [%s] %s completed" % (tag, "READ-ONLY" if read_only else "READ-WRITE",
                                              "EXAMINE" if read_only else "SELECT"))
     return lines
