@@ -39,6 +39,8 @@ const Setting kSettings[] = {
     {"pending_input_bytes_max", Kind::integer, 4096, 64 << 20, nullptr,
      &Config::pending_input_bytes_max},
     {"message_bytes_max", Kind::integer, 1024, 1 << 30, nullptr, &Config::message_bytes_max},
+    {"literal_bytes_core_max", Kind::integer, 65536, 1LL << 40, nullptr,
+     &Config::literal_bytes_core_max},
     {"open_user_idle_s", Kind::integer, 0, 86400, nullptr, &Config::open_user_idle_s},
     {"open_users_max", Kind::integer, 0, 1000000, nullptr, &Config::open_users_max},
     {"segment_bytes_max", Kind::integer, 65536, 1LL << 30, nullptr, &Config::segment_bytes_max},

@@ -39,7 +39,9 @@ struct Config {
   int64_t output_bytes_max = 1 << 20;  // queued output before input processing pauses
   int64_t auth_cache_ttl_s = 300;
   int64_t helper_threads = 2;
-  int64_t message_bytes_max = 64 << 20;  // APPENDLIMIT: the largest message APPEND accepts
+  int64_t message_bytes_max = 64 << 20;
+  // All large commands (APPEND literals) being read on one core together, in bytes.
+  int64_t literal_bytes_core_max = 1LL << 30;  // APPENDLIMIT: the largest message APPEND accepts
   // A user's mail stays open this long after its last session ends (a reconnect is then cheap),
   // and at most this many such users per core; beyond either, its files are closed.
   int64_t open_user_idle_s = 60;

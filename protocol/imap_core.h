@@ -89,6 +89,7 @@ class ImapCore : public CoreLocal {
   UserStore store;
   CredentialCache credentials;
   std::unordered_map<std::string, LoginInFlight> logins_in_flight;  // by user name
+  uint64_t literal_bytes = 0;  // large commands being read on this core (literal_bytes_core_max)
 
   // Attaches a logged-in session to its user's mail, opening it if needed. When it is ready,
   // session->on_mail_ready(conn, user) is called (at once if it is open already; *after* this

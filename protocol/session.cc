@@ -72,6 +72,21 @@ size_t ImapSession::framer_limits_line(const Connection& c) {
   return static_cast<size_t>(c.reactor->config().line_bytes_max);
 }
 
+// Large commands (APPEND literals) draw on a per-core budget (literal_bytes_core_max), so
+// many clients uploading at once cannot take all memory: each connection's own bound is
+// APPENDLIMIT, this bounds their sum. Small commands never count.
+bool ImapSession::reserve_input(Connection& c, uint64_t bytes) {
+  if (bytes <= kOtherLiteralBytesMax) bytes = 0;
+  uint64_t& used = core(c).literal_bytes;
+  if (bytes > input_reserved_) {
+    const auto max = static_cast<uint64_t>(c.reactor->config().literal_bytes_core_max);
+    if (used + (bytes - input_reserved_) > max) return false;
+  }
+  used = used - input_reserved_ + bytes;
+  input_reserved_ = bytes;
+  return true;
+}
+
 size_t ImapSession::input_reserve() const {
   return static_cast<size_t>(framer_.committed_bytes());
 }
@@ -97,16 +112,30 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
           c.close_after_flush();
           return input.size();
         }
+        if (!reserve_input(c, framer_.committed_bytes())) {
+          // A non-synchronizing literal cannot be refused: its bytes are on their way.
+          c.write("* BYE [LIMIT] Too much upload in progress on this server; try again later\r\n");
+          c.close_after_flush();
+          return input.size();
+        }
         return consumed;
       case CommandFramer::Result::literal_wanted: {
         std::string refusal;
-        if (literal_acceptable(c, rest.substr(0, framer_.frame_bytes()), &refusal)) {
+        bool room = reserve_input(c, framer_.frame_bytes() + framer_.literal_bytes());
+        if (!room) {
+          CommandReader tr(rest);
+          std::string_view t;
+          refusal = std::string(tr.tag(&t) ? t : "*") +
+                    " NO [LIMIT] Too much upload in progress on this server; try again later\r\n";
+        }
+        if (room && literal_acceptable(c, rest.substr(0, framer_.frame_bytes()), &refusal)) {
           c.write("+ Ready for literal data\r\n");
           framer_.accept_literal();
         } else {
           c.write(refusal);
           consumed += framer_.frame_bytes();
           framer_.reset();
+          reserve_input(c, 0);
         }
         break;
       }
@@ -122,6 +151,7 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
         respond(c, r.tag(&tag) ? tag : "*", "NO [TOOBIG] Literal too large");
         consumed += framer_.frame_bytes();
         framer_.reset();
+        reserve_input(c, 0);
         break;
       }
       case CommandFramer::Result::line_too_long:
@@ -136,6 +166,7 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
       case CommandFramer::Result::complete: {
         size_t n = framer_.frame_bytes();
         framer_.reset();
+        reserve_input(c, 0);
         execute(c, rest.substr(0, n));
         consumed += n;
         break;
@@ -475,6 +506,7 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
 }
 
 void ImapSession::on_closing(Connection& c) {
+  reserve_input(c, 0);
   if (open_) {
     core(c).detach(c, this, open_);
     open_ = nullptr;

@@ -64,6 +64,7 @@ class ImapSession : public Session {
   bool literal_acceptable(Connection& c, std::string_view head, std::string* refusal) const;
   CommandFramer::Limits limits(const Connection& c) const;
   static size_t framer_limits_line(const Connection& c);
+  bool reserve_input(Connection& c, uint64_t bytes);
   ImapCore& core(Connection& c) const;
   ImapRevision revision() const { return rev2_ ? ImapRevision::rev2 : ImapRevision::rev1; }
 
@@ -133,6 +134,7 @@ class ImapSession : public Session {
   bool mail_pending_ = false;
   const char* mech_ = "LOGIN";
   uint64_t appendlimit_ = 0;
+  uint64_t input_reserved_ = 0;  // of ImapCore::literal_bytes, for the command being read
   OpenUser* open_ = nullptr;
 
   bool sasl_wait_ = false;  // AUTHENTICATE PLAIN waits for the client's response line

@@ -3,10 +3,13 @@
 // commands end), every complete command through CommandReader as ImapSession reads it
 // (protocol/session*.cc), FETCH and SEARCH run against a small mailbox (built-in messages, the
 // APPENDed ones and the input itself), and every message through the MIME parse, the MIME cache
-// record and the ENVELOPE/BODYSTRUCTURE renderer.
+// record and the ENVELOPE/BODYSTRUCTURE renderer. An input that starts "RMIM" 0x01 is also decoded
+// as a MIME cache record (run_record).
 //
 // A finding is a sanitizer report, an RM_ASSERT of the code under test, or a FUZZ_CHECK here: an
 // invariant the headers promise (named in its message).
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -93,12 +96,45 @@ const char kMultipartMessage[] =
     "--outer\r\n"
     "Content-Type: application/octet-stream; name*0*=utf-8''r%C3%A9; name*1=sum.bin\r\n"
     "Content-Disposition: attachment; filename=\"r\\\"x.bin\"\r\n"
-    "Content-Transfer-Encoding: x-unknown\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
     "Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
     "\r\n"
     "AAECAwQ=\r\n"
+    "--outer\r\n"
+    "Content-Type: application/x-uue\r\n"
+    "Content-Transfer-Encoding: x-uuencode\r\n"
+    "\r\n"
+    "begin 644 x\r\n"
     "--outer--\r\n"
     "epilogue\r\n";
+
+// Charsets that SEARCH converts (iconv, Windows-1252) and letters it folds beyond ASCII.
+const char kCharsetMessage[] =
+    "From: =?KOI8-R?B?6dfBzg==?= <ivan@example.ru>\r\n"
+    "To: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?= <taro@example.jp>\r\n"
+    "Subject: =?UTF-8?Q?=CE=93=CE=B5=CE=B9=CE=AC_=F0=9F=98=80_=EF=BC=A1?=\r\n"
+    "Date: 31 Dec 2023 23:59:60 -1200\r\n"
+    "Content-Type: multipart/alternative; boundary=cs\r\n"
+    "\r\n"
+    "--cs\r\n"
+    "Content-Type: text/plain; charset=koi8-r\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "\xf0\xd2\xc9\xd7\xc5\xd4, \xed\xe9\xf2 ?\r\n"
+    "--cs\r\n"
+    "Content-Type: text/plain; charset=\"utf-16le\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "qQOcA4gDkwORAyAAxQEgAAAeIAAh/yAAPdgA3g==\r\n"
+    "--cs\r\n"
+    "Content-Type: text/html; charset=windows-1252\r\n"
+    "\r\n"
+    "caf\xe9 \x80 \x93quoted\x94\r\n"
+    "--cs\r\n"
+    "Content-Type: text/plain; charset*=iso-2022-jp''\r\n"
+    "\r\n"
+    "\x1b$B%F%9%H\x1b(B\r\n"
+    "--cs--\r\n";
 
 struct Message {
   std::string bytes;
@@ -189,9 +225,26 @@ void check_list(MimeList l, size_t size) {
   FUZZ_CHECK(uint64_t{l.first} + l.count <= size, "a MimeList lies within its vector");
 }
 
+// Every section path of up to three numbers 1..3 names nothing or slices within the message.
+void check_sections(const MimeInfo& m) {
+  uint32_t path[3];
+  for (uint32_t code = 0; code < 3 + 9 + 27; code++) {
+    const size_t len = code < 3 ? 1 : code < 12 ? 2 : 3;
+    for (uint32_t k = 0, c = code - (len == 1 ? 0 : len == 2 ? 3 : 12); k < len; k++, c /= 3)
+      path[k] = 1 + c % 3;
+    MimeSection sec;
+    if (!find_mime_section(m, std::span<const uint32_t>(path, len), &sec)) continue;
+    FUZZ_CHECK(sec.part < m.parts.size(), "a section names a part");
+    for (MimeSlice sl : {sec.mime, sec.body, sec.header, sec.text})
+      FUZZ_CHECK(uint64_t{sl.offset} + sl.length <= m.message_bytes,
+                 "a section lies within the message");
+  }
+}
+
 // The shape mime_parser.h promises: pre-order tree, every part within its parent and the message,
-// body_lines the LF count of the body, strings and lists within their vectors.
-void check_mime(const MimeInfo& m, std::string_view bytes) {
+// body_lines the LF count of the body (`lines_known`: a cache record's count is not checked
+// against the bytes), strings and lists within their vectors.
+void check_mime(const MimeInfo& m, std::string_view bytes, bool lines_known) {
   FUZZ_CHECK(m.message_bytes == bytes.size(), "message_bytes is the message size");
   FUZZ_CHECK(!m.parts.empty() && m.parts.size() <= MimeParser::kPartsMax, "part count");
   FUZZ_CHECK(m.parts[0].header_offset == 0 && m.parts[0].end_offset() == bytes.size(),
@@ -204,7 +257,8 @@ void check_mime(const MimeInfo& m, std::string_view bytes) {
                "a part lies within the message");
     FUZZ_CHECK(p.subtree_parts >= 1 && i + p.subtree_parts <= m.parts.size(), "subtree size");
     std::string_view body = bytes.substr(p.body_offset(), p.body_length);
-    FUZZ_CHECK(p.body_lines == static_cast<uint32_t>(std::count(body.begin(), body.end(), '\n')),
+    FUZZ_CHECK(!lines_known || p.body_lines == static_cast<uint32_t>(
+                                                   std::count(body.begin(), body.end(), '\n')),
                "body_lines counts the LFs of the body");
     uint32_t child = static_cast<uint32_t>(i) + 1, covered = 1;
     for (uint32_t c = 0; c < p.child_count; c++) {
@@ -242,6 +296,7 @@ void check_mime(const MimeInfo& m, std::string_view bytes) {
     for (MimeList l : {e.from, e.sender, e.reply_to, e.to, e.cc, e.bcc})
       check_list(l, m.addresses.size());
   }
+  check_sections(m);
 }
 
 struct Rendered {
@@ -265,14 +320,14 @@ MimeInfo parse_and_render(std::string_view bytes, MimeParser* parser) {
   MimeInfo parsed;
   Status s = parser ? parser->parse(bytes, &parsed) : parse_mime(bytes, &parsed);
   FUZZ_CHECK(s.is_ok(), "the MIME parse fails only past kMessageBytesMax");
-  check_mime(parsed, bytes);
+  check_mime(parsed, bytes, true);
   Rendered from_parse = render_all(parsed);
   std::string record;
   encode_mime_cache(parsed, &record);
   MimeInfo decoded;
   s = decode_mime_cache(record, static_cast<uint32_t>(bytes.size()), &decoded);
   FUZZ_CHECK(s.is_ok(), "a record encoded from a parse decodes");
-  check_mime(decoded, bytes);
+  check_mime(decoded, bytes, true);
   FUZZ_CHECK(render_all(decoded) == from_parse, "the cache record renders as the parse does");
   return decoded;
 }
@@ -510,6 +565,32 @@ void check_fetch_spec(const FetchSpec& spec) {
   FUZZ_CHECK(!spec.vanished || spec.has_changed_since, "VANISHED needs CHANGEDSINCE");
 }
 
+// One message's FETCH response, given what `spec` says it needs (as continue_fetch does).
+void fetch_one(const FetchSpec& spec, const Message& msg, uint32_t seq, bool uid, bool rev2,
+               const std::vector<std::string>& keywords, std::string* out) {
+  if (spec.items.size() * (msg.bytes.size() + 64) > kFetchWorkMax) return;
+  FetchMessage m;
+  m.seq = seq;
+  m.rec = &msg.rec;
+  m.keywords = &keywords;
+  m.include_uid = uid;
+  m.include_flags = spec.sets_seen;
+  m.include_modseq = spec.has_changed_since;
+  if (spec.needs_bytes) m.bytes = msg.bytes;
+  if (spec.needs_mime) m.mime = &msg.mime;
+  out->clear();
+  if (append_fetch(spec, m, rev2 ? ImapRevision::rev2 : ImapRevision::rev1, out) !=
+      FetchError::none) {
+    FUZZ_CHECK(out->empty(), "a failed FETCH appends nothing");
+    return;
+  }
+  std::string_view response = *out;
+  FUZZ_CHECK(response.starts_with("* ") && response.ends_with(")\r\n"),
+             "one untagged FETCH response");
+  response.remove_suffix(2);
+  FUZZ_CHECK(well_formed(response), "the FETCH response is well-formed");
+}
+
 void cmd_fetch(CommandReader& r, FuzzSession& s, bool uid) {
   std::string_view set_text;
   if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp()) return;
@@ -522,29 +603,8 @@ void cmd_fetch(CommandReader& r, FuzzSession& s, bool uid) {
   }
   FUZZ_CHECK(r.at_end(), "parse_fetch reads through the final CRLF");
   check_fetch_spec(spec);
-  for (uint32_t pos : select(set_text, uid, s)) {
-    const Message& msg = s.messages[pos];
-    if (spec.items.size() * (msg.bytes.size() + 64) > kFetchWorkMax) continue;
-    FetchMessage m;
-    m.seq = pos + 1;
-    m.rec = &msg.rec;
-    m.keywords = &s.keywords;
-    m.include_uid = uid;
-    m.include_flags = spec.sets_seen;
-    m.include_modseq = spec.has_changed_since;
-    if (spec.needs_bytes) m.bytes = msg.bytes;
-    if (spec.needs_mime) m.mime = &msg.mime;
-    s.out.clear();
-    FetchError e = append_fetch(spec, m, s.rev2 ? ImapRevision::rev2 : ImapRevision::rev1, &s.out);
-    if (e != FetchError::none) {
-      FUZZ_CHECK(s.out.empty(), "a failed FETCH appends nothing");
-      continue;
-    }
-    std::string_view out = s.out;
-    FUZZ_CHECK(out.starts_with("* ") && out.ends_with(")\r\n"), "one untagged FETCH response");
-    out.remove_suffix(2);
-    FUZZ_CHECK(well_formed(out), "the FETCH response is well-formed");
-  }
+  for (uint32_t pos : select(set_text, uid, s))
+    fetch_one(spec, s.messages[pos], pos + 1, uid, s.rev2, s.keywords, &s.out);
 }
 
 void cmd_search(CommandReader& r, FuzzSession& s, bool uid) {
@@ -822,12 +882,59 @@ const std::vector<Message>& builtin_messages() {
     FuzzSession s;
     add_message(&s, kPlainMessage, nullptr);
     add_message(&s, kMultipartMessage, nullptr);
+    add_message(&s, kCharsetMessage, nullptr);
     return std::move(s.messages);
   }();
   return kMessages;
 }
 
+// ---- MIME cache records
+
+// An input that starts like a MIME cache record is also decoded as one, its checksum appended
+// here so that mutations reach the decoder, against a message of the size it names. A record is
+// never trusted (storage/mime_cache.h): what decodes must be as safe to render and slice as a
+// parse.
+void run_record(std::string_view input) {
+  static const FetchSpec kSpec = [] {
+    const char kItems[] =
+        "(BODY[] BODY[1] BODY[1.MIME] BODY[2.HEADER.FIELDS (From)] BODY[2.TEXT] BODY[1.2.1]<1.10> "
+        "BINARY[1] BINARY.SIZE[2] RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE)\r\n";
+    CommandReader r(kItems);
+    FetchSpec spec;
+    std::string error;
+    FUZZ_CHECK(parse_fetch(r, &spec, &error), "the record FETCH parses");
+    return spec;
+  }();
+  if (!input.starts_with(std::string_view("RMIM\x01", 5))) return;
+  uint64_t size = 0;  // the size field: LEB128 after the version
+  for (size_t i = 5, shift = 0; i < input.size() && i < 10; i++, shift += 7) {
+    size |= uint64_t{static_cast<unsigned char>(input[i]) & 0x7fu} << shift;
+    if ((input[i] & 0x80) == 0) break;
+  }
+  if (size > kMimeInputBytesMax) return;
+  Message msg;
+  msg.bytes.resize(size);
+  for (size_t i = 0; i < size; i++) msg.bytes[i] = input[i % input.size()];
+  std::string record(input);
+  for (uint64_t sum = XXH3_64bits(input.data(), input.size()), k = 0; k < 8; k++, sum >>= 8)
+    record.push_back(static_cast<char>(sum & 0xff));
+  if (!decode_mime_cache(record, static_cast<uint32_t>(size), &msg.mime).is_ok()) return;
+  check_mime(msg.mime, msg.bytes, false);
+  const Rendered rendered = render_all(msg.mime);
+  std::string again;
+  encode_mime_cache(msg.mime, &again);
+  MimeInfo round;
+  FUZZ_CHECK(decode_mime_cache(again, static_cast<uint32_t>(size), &round).is_ok() &&
+                 render_all(round) == rendered,
+             "a decoded record encodes to a record that decodes to the same");
+  msg.rec.size = static_cast<uint32_t>(size);
+  const std::vector<std::string> keywords;
+  std::string out;
+  fetch_one(kSpec, msg, 1, true, true, keywords, &out);
+}
+
 void run_one(std::string_view input) {
+  run_record(input);
   FuzzSession s;
   s.messages = builtin_messages();
   s.uid_next = s.messages.back().rec.uid + 1;
