@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(g++ cmake ninja-build pkg-config liburing-dev libwolfssl-dev libmimalloc-dev
       libsimdjson-dev libxxhash-dev libgtest-dev libbenchmark-dev
-      python3 curl isync clang-format clang-tidy)
+      python3 curl isync clang-format clang-tidy clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
