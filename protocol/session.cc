@@ -202,6 +202,27 @@ bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
     *refusal = std::string(tag) + " NO [TOOBIG] Message larger than APPENDLIMIT\r\n";
     return false;
   }
+  // "+" only for a command that can still succeed (RFC 9051 section 7.5).
+  static const char* const kWithStrings[] = {
+      "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
+      "LIST",   "LSUB",    "STATUS", "APPEND", "ENABLE", "ID"};
+  static const char* const kSelectedOnly[] = {"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "UID"};
+  bool known = false;
+  for (const char* k : kWithStrings) known |= iequals(cmd, k);
+  bool selected_only = false;
+  for (const char* k : kSelectedOnly) selected_only |= iequals(cmd, k);
+  if (!known && !(selected_only && state_ == State::selected)) {
+    *refusal = std::string(tag) + (selected_only ? " BAD No mailbox selected\r\n"
+                                                 : " BAD Literal not expected here\r\n");
+    return false;
+  }
+  if (iequals(cmd, "APPEND") && open_ && open_->mail && r.sp() && !r.peek('{')) {
+    std::string name, error;
+    if (read_mailbox_name(r, &name, &error) && !open_->mail->find(name)) {
+      *refusal = std::string(tag) + " NO [TRYCREATE] No such mailbox\r\n";
+      return false;
+    }
+  }
   return true;
 }
 
