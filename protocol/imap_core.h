@@ -89,6 +89,9 @@ class ImapCore : public CoreLocal {
   UserStore store;
   CredentialCache credentials;
   std::unordered_map<std::string, LoginInFlight> logins_in_flight;  // by user name
+  // Scratch of the session running a command (one at a time per core): no per-session copy.
+  MimeInfo mime;
+  std::string out;
   uint64_t literal_bytes = 0;  // large commands being read on this core (literal_bytes_core_max)
 
   // Attaches a logged-in session to its user's mail, opening it if needed. When it is ready,

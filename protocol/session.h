@@ -173,9 +173,6 @@ class ImapSession : public Session {
     FetchError error = FetchError::none;
   };
   std::unique_ptr<FetchRun> fetch_run_;
-
-  MimeInfo mime_;  // reused between messages
-  std::string out_;
 };
 
 }  // namespace ringmail

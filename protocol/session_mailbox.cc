@@ -95,6 +95,7 @@ void ImapSession::append_mailbox_name(std::string_view name, std::string* out) c
 }
 
 void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r, bool lsub) {
+  std::string& buf = core(c).out;  // per-core scratch
   // LIST [SP "(" selection options ")"] SP reference SP (pattern / "(" patterns ")")
   //      [SP RETURN SP "(" return options ")"]          (RFC 5258, RFC 5819, RFC 6154)
   bool sel_subscribed = lsub, sel_special = false, recursive = false;
@@ -196,11 +197,11 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
   }
 
   const char* verb = lsub ? "LSUB" : "LIST";
-  out_.clear();
+  buf.clear();
   if (patterns.size() == 1 && patterns[0].empty()) {
     // The hierarchy delimiter and root (RFC 9051 section 6.3.9).
-    out_.append("* ").append(verb).append(" (\\Noselect) \"/\" \"\"\r\n");
-    c.write(out_);
+    buf.append("* ").append(verb).append(" (\\Noselect) \"/\" \"\"\r\n");
+    c.write(buf);
     return respond_ok(c, tag, std::string(verb) + " completed");
   }
   UserMail& mail = *open_->mail;
@@ -252,9 +253,9 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
         }
       }
       if (!shown) continue;
-      out_.append("* LSUB (\\Noselect) \"/\" ");
-      append_mailbox_name(n, &out_);
-      out_.append("\r\n");
+      buf.append("* LSUB (\\Noselect) \"/\" ");
+      append_mailbox_name(n, &buf);
+      buf.append("\r\n");
       continue;
     }
     bool selected = true;
@@ -279,16 +280,16 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
     if (ret_children && !lsub) add(has_children(n) ? "\\HasChildren" : "\\HasNoChildren");
     if (ret_subscribed && subscribed) add("\\Subscribed");
     if (ret_special && special && !lsub) add(m->special_use);
-    out_.append("* ").append(verb).append(" (").append(attrs).append(") \"/\" ");
-    append_mailbox_name(n, &out_);
-    if (child_match) out_.append(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-    out_.append("\r\n");
+    buf.append("* ").append(verb).append(" (").append(attrs).append(") \"/\" ");
+    append_mailbox_name(n, &buf);
+    if (child_match) buf.append(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    buf.append("\r\n");
     if (!status_items.empty() && exists) {
       std::string st;
-      if (append_status(*m, status_items, &st)) out_.append(st);
+      if (append_status(*m, status_items, &st)) buf.append(st);
     }
   }
-  c.write(out_);
+  c.write(buf);
   respond_ok(c, tag, std::string(verb) + " completed");
 }
 
@@ -336,6 +337,7 @@ bool ImapSession::append_status(const UserMail::Mailbox& m, const std::vector<st
 }
 
 void ImapSession::cmd_status(Connection& c, std::string_view tag, CommandReader& r) {
+  std::string& buf = core(c).out;  // per-core scratch
   std::string name, error;
   if (!r.sp() || !read_mailbox_name(r, &name, &error))
     return respond(c, tag, error.empty() ? "BAD Expected: STATUS mailbox (items)" : error);
@@ -345,9 +347,9 @@ void ImapSession::cmd_status(Connection& c, std::string_view tag, CommandReader&
   std::vector<std::string> items(raw.begin(), raw.end());
   const UserMail::Mailbox* m = open_->mail->find(name);
   if (!m) return respond(c, tag, "NO [NONEXISTENT] No such mailbox");
-  out_.clear();
-  if (!append_status(*m, items, &out_)) return respond(c, tag, "BAD Unknown STATUS item");
-  c.write(out_);
+  buf.clear();
+  if (!append_status(*m, items, &buf)) return respond(c, tag, "BAD Unknown STATUS item");
+  c.write(buf);
   respond_ok(c, tag, "STATUS completed");
 }
 
@@ -447,6 +449,7 @@ void ImapSession::deselect() {
 
 void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader& r,
                              bool read_only) {
+  std::string& buf = core(c).out;  // per-core scratch
   std::string name, error;
   if (!r.sp() || !read_mailbox_name(r, &name, &error))
     return respond(c, tag, error.empty() ? "BAD Expected: SELECT mailbox" : error);
@@ -517,27 +520,27 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
   }
   known_modseq_ = idx->highest_modseq();
 
-  out_.clear();
+  buf.clear();
   std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
   for (const std::string& k : idx->keywords()) flags.append(" ").append(k);
-  out_.append("* FLAGS (").append(flags).append(")\r\n");
-  out_.append("* OK [PERMANENTFLAGS (").append(read_only ? "" : flags);
+  buf.append("* FLAGS (").append(flags).append(")\r\n");
+  buf.append("* OK [PERMANENTFLAGS (").append(read_only ? "" : flags);
   // "\*": new keywords may be created, until the mailbox's 64 are taken.
-  if (!read_only && idx->keywords().size() < MailboxIndex::kKeywordsMax) out_.append(" \\*");
-  out_.append(")] Flags permitted\r\n");
-  out_.append("* ").append(std::to_string(uids_.size())).append(" EXISTS\r\n");
+  if (!read_only && idx->keywords().size() < MailboxIndex::kKeywordsMax) buf.append(" \\*");
+  buf.append(")] Flags permitted\r\n");
+  buf.append("* ").append(std::to_string(uids_.size())).append(" EXISTS\r\n");
   if (!rev2_) {
-    out_.append("* 0 RECENT\r\n");
+    buf.append("* 0 RECENT\r\n");
     if (unseen)
-      out_.append("* OK [UNSEEN ").append(std::to_string(unseen)).append("] First unseen\r\n");
+      buf.append("* OK [UNSEEN ").append(std::to_string(unseen)).append("] First unseen\r\n");
   }
-  out_.append("* OK [UIDVALIDITY ")
+  buf.append("* OK [UIDVALIDITY ")
       .append(std::to_string(idx->uidvalidity()))
       .append("] UIDs valid\r\n");
-  out_.append("* OK [UIDNEXT ")
+  buf.append("* OK [UIDNEXT ")
       .append(std::to_string(idx->uidnext()))
       .append("] Predicted next UID\r\n");
-  out_.append("* OK [HIGHESTMODSEQ ")
+  buf.append("* OK [HIGHESTMODSEQ ")
       .append(std::to_string(idx->highest_modseq()))
       .append("] Highest\r\n");
   if (rev2_) {
@@ -546,11 +549,11 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
     for (const UserMail::Mailbox& k : open_->mail->mailboxes())
       children |= k.name.size() > m->name.size() &&
                   k.name.compare(0, m->name.size() + 1, m->name + "/") == 0;
-    out_.append("* LIST (").append(children ? "\\HasChildren" : "\\HasNoChildren");
-    if (!m->special_use.empty()) out_.append(" ").append(m->special_use);
-    out_.append(") \"/\" ");
-    append_mailbox_name(m->name, &out_);
-    out_.append("\r\n");
+    buf.append("* LIST (").append(children ? "\\HasChildren" : "\\HasNoChildren");
+    if (!m->special_use.empty()) buf.append(" ").append(m->special_use);
+    buf.append(") \"/\" ");
+    append_mailbox_name(m->name, &buf);
+    buf.append("\r\n");
   }
   if (qresync && q_uidvalidity == idx->uidvalidity()) {
     // No record of expunged UIDs is kept: every UID the client may know (known-uids, or all
@@ -576,19 +579,19 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
       }
     }
     if (!gone.empty()) {
-      out_.append("* VANISHED (EARLIER) ");
-      append_ranges(gone, &out_);
-      out_.append("\r\n");
+      buf.append("* VANISHED (EARLIER) ");
+      append_ranges(gone, &buf);
+      buf.append("\r\n");
     }
     for (size_t n = 0; n < recs.size(); n++) {
       if (recs[n].modseq <= q_modseq) continue;
-      out_.append("* ").append(std::to_string(n + 1)).append(" FETCH (UID ");
-      out_.append(std::to_string(recs[n].uid)).append(" FLAGS ");
-      append_flags(recs[n].flags, recs[n].keywords, *idx, &out_);
-      out_.append(" MODSEQ (").append(std::to_string(recs[n].modseq)).append("))\r\n");
+      buf.append("* ").append(std::to_string(n + 1)).append(" FETCH (UID ");
+      buf.append(std::to_string(recs[n].uid)).append(" FLAGS ");
+      append_flags(recs[n].flags, recs[n].keywords, *idx, &buf);
+      buf.append(" MODSEQ (").append(std::to_string(recs[n].modseq)).append("))\r\n");
     }
   }
-  c.write(out_);
+  c.write(buf);
   respond(c, tag,
           std::string(read_only ? "OK [READ-ONLY] " : "OK [READ-WRITE] ") +
               (read_only ? "EXAMINE completed" : "SELECT completed"));

@@ -414,6 +414,7 @@ void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader&
 // ---- FETCH ----------------------------------------------------------------------------------
 
 void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  std::string& buf = core(c).out;  // per-core scratch
   std::string_view set_text;
   if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp())
     return respond(c, tag, "BAD Expected: FETCH sequence-set items");
@@ -430,7 +431,7 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
   if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
   run->tag = std::string(tag);
   run->uid = uid;
-  out_.clear();
+  buf.clear();
   if (spec.vanished) {
     SequenceSet set;
     set.parse(set_text);
@@ -439,12 +440,12 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
       for (uint32_t u = range.lo; u <= range.hi && gone.size() < 1000000; u++)
         if (idx->find(u) < 0) gone.push_back(u);
     if (!gone.empty()) {
-      out_.append("* VANISHED (EARLIER) ");
-      append_number_set(gone, &out_);
-      out_.append("\r\n");
+      buf.append("* VANISHED (EARLIER) ");
+      append_number_set(gone, &buf);
+      buf.append("\r\n");
     }
-    c.write(out_);
-    out_.clear();
+    c.write(buf);
+    buf.clear();
   }
   fetch_run_ = std::move(run);
   continue_fetch(c);
@@ -460,12 +461,14 @@ void ImapSession::on_writable(Connection& c) {
 // as the client reads (on_writable), so FETCH 1:* BODY[] of a huge mailbox needs no more memory
 // than one message. Other commands wait meanwhile (input paused).
 void ImapSession::continue_fetch(Connection& c) {
+  std::string& buf = core(c).out;  // per-core scratch
+  MimeInfo& mime = core(c).mime;
   FetchRun& run = *fetch_run_;
   const FetchSpec& spec = run.spec;
   const size_t output_max = static_cast<size_t>(c.reactor->config().output_bytes_max);
   auto stop = [&](const std::string& text) {
-    c.write(out_);
-    out_.clear();
+    c.write(buf);
+    buf.clear();
     std::string tag = std::move(run.tag);
     fetch_run_.reset();
     c.input_paused = false;
@@ -475,11 +478,11 @@ void ImapSession::continue_fetch(Connection& c) {
   if (!idx) return stop("NO [NONEXISTENT] The mailbox is gone");
   UserMail& mail = *open_->mail;
   const bool set_seen = spec.sets_seen && !read_only_;
-  out_.clear();
+  buf.clear();
   for (; run.next < run.positions.size(); run.next++) {
-    if (c.out.bytes() + out_.size() >= output_max) {
-      c.write(out_);
-      out_.clear();
+    if (c.out.bytes() + buf.size() >= output_max) {
+      c.write(buf);
+      buf.clear();
       c.input_paused = true;  // resumed by on_writable()
       return;
     }
@@ -514,19 +517,19 @@ void ImapSession::continue_fetch(Connection& c) {
       }
     }
     if (spec.needs_mime) {
-      Status s = mail.read_mime(rec, &mime_);
+      Status s = mail.read_mime(rec, &mime);
       if (!s.is_ok()) return stop("NO [SERVERBUG] A message's structure could not be read");
-      m.mime = &mime_;
+      m.mime = &mime;
     }
-    FetchError e = append_fetch(spec, m, revision(), &out_);
+    FetchError e = append_fetch(spec, m, revision(), &buf);
     if (e != FetchError::none) run.error = e;
-    if (out_.size() >= kOutputChunkBytes) {
-      c.write(out_);
-      out_.clear();
+    if (buf.size() >= kOutputChunkBytes) {
+      c.write(buf);
+      buf.clear();
     }
   }
-  c.write(out_);
-  out_.clear();
+  c.write(buf);
+  buf.clear();
   std::string text = "OK FETCH completed";
   if (run.error == FetchError::unknown_cte)
     text = "NO [UNKNOWN-CTE] A part has a transfer encoding that cannot be decoded";
@@ -548,6 +551,7 @@ void ImapSession::continue_fetch(Connection& c) {
 // ---- STORE ----------------------------------------------------------------------------------
 
 void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  std::string& buf = core(c).out;  // per-core scratch
   std::string_view set_text, item;
   if (!r.sp() || !r.sequence_set_text(&set_text) || !r.sp())
     return respond(c, tag, "BAD Expected: STORE sequence-set item flags");
@@ -587,7 +591,7 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
   if (!resolve_flags(flags, idx, &system, &keywords, &error)) return respond(c, tag, error);
   bool changed = false;
   std::vector<uint32_t> modified;  // UNCHANGEDSINCE failed (RFC 7162 MODIFIED)
-  out_.clear();
+  buf.clear();
   for (uint32_t pos : positions) {
     int64_t i = idx->find(uids_[pos]);
     if (i < 0) continue;
@@ -615,27 +619,27 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
       continue;
     }
     if (silent && !(unchanged_since != UINT64_MAX && condstore_)) continue;
-    out_.append("* ").append(std::to_string(pos + 1)).append(" FETCH (");
+    buf.append("* ").append(std::to_string(pos + 1)).append(" FETCH (");
     // RFC 7162 section 3.1: once CONDSTORE is on, STORE's FETCH responses carry UID and MODSEQ.
-    if (uid || condstore_) out_.append("UID ").append(std::to_string(rec.uid)).append(" ");
+    if (uid || condstore_) buf.append("UID ").append(std::to_string(rec.uid)).append(" ");
     if (!silent) {
-      out_.append("FLAGS ");
-      append_flags(rec.flags, rec.keywords, *idx, &out_);
+      buf.append("FLAGS ");
+      append_flags(rec.flags, rec.keywords, *idx, &buf);
     }
     if (condstore_) {
-      out_.append(silent ? "" : " ")
+      buf.append(silent ? "" : " ")
           .append("MODSEQ (")
           .append(std::to_string(rec.modseq))
           .append(")");
     }
-    out_.append(")\r\n");
-    if (out_.size() >= kOutputChunkBytes) {
-      c.write(out_);
-      out_.clear();
+    buf.append(")\r\n");
+    if (buf.size() >= kOutputChunkBytes) {
+      c.write(buf);
+      buf.clear();
     }
   }
-  c.write(out_);
-  out_.clear();
+  c.write(buf);
+  buf.clear();
   std::string text = "OK STORE completed";
   if (!modified.empty()) {
     std::sort(modified.begin(), modified.end());
@@ -766,6 +770,7 @@ void ImapSession::cmd_expunge(Connection& c, std::string_view tag, CommandReader
 // ---- SEARCH ---------------------------------------------------------------------------------
 
 void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
+  MimeInfo& mime = core(c).mime;
   if (!r.sp()) return respond(c, tag, "BAD Expected search criteria");
   SearchCommand cmd;
   std::string error;
@@ -802,10 +807,10 @@ void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader&
       if (!s.is_ok()) read_status = s;
       return s.is_ok();
     };
-    m.mime = [this, &mail, &rec, &read_status](const MimeInfo** out) {
-      Status s = mail.read_mime(rec, &mime_);
+    m.mime = [&mime, &mail, &rec, &read_status](const MimeInfo** out) {
+      Status s = mail.read_mime(rec, &mime);
       if (!s.is_ok()) read_status = s;
-      *out = &mime_;
+      *out = &mime;
       return s.is_ok();
     };
     bool matched = false;
