@@ -332,6 +332,12 @@ MimeInfo parse_and_render(std::string_view bytes, MimeParser* parser) {
   return decoded;
 }
 
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603u;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211u;
+  return h;
+}
+
 void add_message(FuzzSession* s, std::string_view bytes, MimeParser* parser) {
   if (s->messages.size() >= kMessagesMax || bytes.size() > kMimeInputBytesMax) return;
   Message& m = s->messages.emplace_back();
@@ -343,7 +349,8 @@ void add_message(FuzzSession* s, std::string_view bytes, MimeParser* parser) {
   m.rec.keywords = bytes.size() % 8;  // bits 0..2: the three keywords
   m.rec.modseq = m.rec.uid * 3;
   m.rec.size = static_cast<uint32_t>(bytes.size());
-  m.rec.internal_date = 760000000 + static_cast<int64_t>(bytes.size()) * 86400;
+  // Any int64: dates before 1970 and past year 9999 (clamped) too.
+  m.rec.internal_date = static_cast<int64_t>(fnv1a(bytes)) >> (bytes.size() % 32);
 }
 
 // ---- sequence sets
@@ -869,12 +876,6 @@ std::vector<FrameEvent> frame_stream(std::string_view stream, std::span<const si
     }
   }
   return events;
-}
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603u;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211u;
-  return h;
 }
 
 const std::vector<Message>& builtin_messages() {
