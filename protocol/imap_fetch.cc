@@ -258,7 +258,9 @@ void append_astring(std::string_view s, std::string* out) {
   bool atom = !s.empty();
   bool quotable = true;
   for (unsigned char c : s) {
-    if (!is_atom_char(c)) atom = false;
+    // "[" is an ATOM-CHAR, but inside a section a client looking for the closing "]" would
+    // be misled by it: such a name is quoted.
+    if (!is_atom_char(c) || c == '[') atom = false;
     if (c == 0 || c >= 0x80 || c == '\r' || c == '\n') quotable = false;
   }
   if (atom) {

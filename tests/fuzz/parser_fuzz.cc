@@ -211,7 +211,9 @@ bool well_formed(std::string_view s) {
       i++;
     }
   }
-  return parens == 0 && brackets == 0;
+  // "[" is an ATOM-CHAR (a keyword "[x" is legal), so an unclosed "[" is not an error; a "]"
+  // without its "[" is.
+  return parens == 0 && brackets >= 0;
 }
 
 // ---- MIME
