@@ -32,7 +32,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN
 # finding (quadratic behaviour), not a slow machine.
 status=0
 # shellcheck disable=SC2086  # RINGMAIL_FUZZ_ARGS is a list of flags
-"$bin" -max_total_time="$seconds" -max_len=16384 -timeout=25 -rss_limit_mb=2048 \
+# A fixed seed (RINGMAIL_FUZZ_SEED, default 1; 0 = random) makes a CI run repeatable: a slower
+# machine runs a prefix of the same inputs.
+"$bin" -seed="${RINGMAIL_FUZZ_SEED:-1}" -max_total_time="$seconds" -max_len=16384 -timeout=25 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$artifacts/" ${RINGMAIL_FUZZ_ARGS:-} \
   "$corpus" || status=$?
 if [[ $status -ne 0 ]]; then
