@@ -27,6 +27,19 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
+std::string storage_failure(const Status& s, std::string_view what) {
+  if (s.code() == Status::Code::no_space)
+    return "NO [OVERQUOTA] " + std::string(what) + ": not enough disk space";
+  const char* code = "[SERVERBUG] ";
+  switch (s.code()) {
+    case Status::Code::not_found: code = "[NONEXISTENT] "; break;
+    case Status::Code::already_exists: code = "[ALREADYEXISTS] "; break;
+    case Status::Code::invalid: code = "[CANNOT] "; break;
+    default: break;
+  }
+  return "NO " + std::string(code) + std::string(what) + ": " + one_line(s.message());
+}
+
 void respond(Connection& c, std::string_view tag, std::string_view text) {
   std::string line;
   line.reserve(tag.size() + text.size() + 3);

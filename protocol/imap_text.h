@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/connection.h"
+#include "core/status.h"
 
 namespace ringmail {
 
@@ -13,6 +14,9 @@ bool iequals(std::string_view a, std::string_view b);
 std::string lowercase(std::string_view s);
 // `text` with CR, LF and other control characters replaced by spaces (for response texts).
 std::string one_line(std::string_view text);
+// "NO [CODE] what: why" for a storage failure, with the RFC 5530 code that fits. A full disk
+// is [OVERQUOTA]: nothing was stored, nothing stored was harmed, and storing more cannot work now.
+std::string storage_failure(const Status& s, std::string_view what);
 // Writes "tag text\r\n".
 void respond(Connection& c, std::string_view tag, std::string_view text);
 // An IMAP string: "quoted" when it can be, a literal otherwise.

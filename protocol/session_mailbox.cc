@@ -13,19 +13,6 @@ namespace {
 
 constexpr size_t kPatternsMax = 100;
 
-// RFC 5530 code for a storage failure.
-std::string failure(const Status& s, std::string_view what) {
-  std::string code;
-  switch (s.code()) {
-    case Status::Code::not_found: code = "[NONEXISTENT] "; break;
-    case Status::Code::already_exists: code = "[ALREADYEXISTS] "; break;
-    case Status::Code::invalid: code = "[CANNOT] "; break;
-    case Status::Code::no_space: code = "[OVERQUOTA] "; break;
-    default: code = "[SERVERBUG] "; break;
-  }
-  return "NO " + code + std::string(what) + ": " + one_line(s.message());
-}
-
 bool read_paren_atoms(CommandReader& r, std::vector<std::string_view>* out, size_t max) {
   if (!r.ch('(')) return false;
   if (r.ch(')')) return true;
@@ -36,6 +23,12 @@ bool read_paren_atoms(CommandReader& r, std::vector<std::string_view>* out, size
     if (r.ch(')')) return true;
     if (!r.sp()) return false;
   }
+}
+
+// "a/b" and "a/b/c" are below "a"; "ab" is not.
+bool is_below(std::string_view name, std::string_view parent) {
+  return name.size() > parent.size() && name.substr(0, parent.size()) == parent &&
+         name[parent.size()] == UserMail::kDelimiter;
 }
 
 std::string parent_of(std::string_view name) {
@@ -188,7 +181,6 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
     }
   }
   if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
-  (void)extended;
   std::string ref(ref_raw);
   if (!utf8_) {
     std::string d;
@@ -213,10 +205,8 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
     for (std::string p = parent_of(m.name); !p.empty(); p = parent_of(p)) names.insert(p);
   }
   auto has_children = [&](const std::string& n) {
-    auto it = names.upper_bound(n + "/");
     auto lo = names.lower_bound(n + "/");
-    (void)it;
-    return lo != names.end() && lo->compare(0, n.size() + 1, n + "/") == 0;
+    return lo != names.end() && is_below(*lo, n);
   };
   std::vector<std::string> full_patterns;
   for (const std::string& p : patterns) {
@@ -246,8 +236,7 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
       // pattern does not reach ("%"), is shown \Noselect.
       bool shown = false;
       for (const UserMail::Mailbox& k : mail.mailboxes()) {
-        if (k.subscribed && k.name.size() > n.size() &&
-            k.name.compare(0, n.size() + 1, n + "/") == 0 && !matches(k.name)) {
+        if (k.subscribed && is_below(k.name, n) && !matches(k.name)) {
           shown = true;
           break;
         }
@@ -263,8 +252,8 @@ void ImapSession::cmd_list(Connection& c, std::string_view tag, CommandReader& r
     if (sel_special && !special) selected = false;
     if (!selected && recursive) {
       for (const UserMail::Mailbox& k : mail.mailboxes()) {
-        if (k.name.size() > n.size() && k.name.compare(0, n.size() + 1, n + "/") == 0 &&
-            (!sel_subscribed || k.subscribed) && (!sel_special || !k.special_use.empty())) {
+        if (is_below(k.name, n) && (!sel_subscribed || k.subscribed) &&
+            (!sel_special || !k.special_use.empty())) {
           child_match = true;
           break;
         }
@@ -373,7 +362,7 @@ void ImapSession::cmd_create(Connection& c, std::string_view tag, CommandReader&
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     uint32_t id;
     Status s = mail.create_mailbox(*it, "", &id);
-    if (!s.is_ok()) return respond(c, tag, failure(s, "CREATE failed"));
+    if (!s.is_ok()) return respond(c, tag, storage_failure(s, "CREATE failed"));
   }
   respond_ok(c, tag, "CREATE completed");
 }
@@ -387,7 +376,7 @@ void ImapSession::cmd_delete(Connection& c, std::string_view tag, CommandReader&
   if (!m) return respond(c, tag, "NO [NONEXISTENT] No such mailbox");
   uint32_t id = m->id;
   Status s = open_->mail->delete_mailbox(name);
-  if (!s.is_ok()) return respond(c, tag, failure(s, "DELETE failed"));
+  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "DELETE failed"));
   if (state_ == State::selected && selected_ == id) {
     deselect();
     state_ = State::authenticated;
@@ -405,19 +394,18 @@ void ImapSession::cmd_rename(Connection& c, std::string_view tag, CommandReader&
   if (!mail.find(from)) return respond(c, tag, "NO [NONEXISTENT] No such mailbox");
   if (mail.find(to)) return respond(c, tag, "NO [ALREADYEXISTS] Target mailbox exists");
   if (!UserMail::valid_name(to)) return respond(c, tag, "NO [CANNOT] Invalid mailbox name");
-  if (to.size() > from.size() && to.compare(0, from.size() + 1, from + "/") == 0)
-    return respond(c, tag, "NO [CANNOT] Cannot move a mailbox into itself");
+  if (is_below(to, from)) return respond(c, tag, "NO [CANNOT] Cannot move a mailbox into itself");
   std::vector<std::string> chain;
   for (std::string p = parent_of(to); !p.empty(); p = parent_of(p))
     if (!mail.find(p) && p != from) chain.push_back(p);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     uint32_t id;
     Status s = mail.create_mailbox(*it, "", &id);
-    if (!s.is_ok()) return respond(c, tag, failure(s, "RENAME failed"));
+    if (!s.is_ok()) return respond(c, tag, storage_failure(s, "RENAME failed"));
   }
   uint32_t inbox_id = mail.find("INBOX")->id;
   Status s = mail.rename_mailbox(from, to);
-  if (!s.is_ok()) return respond(c, tag, failure(s, "RENAME failed"));
+  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "RENAME failed"));
   if (from == "INBOX") core(c).changed(open_, inbox_id);  // its messages moved out
   respond_ok(c, tag, "RENAME completed");
 }
@@ -431,7 +419,7 @@ void ImapSession::cmd_subscribe(Connection& c, std::string_view tag, CommandRead
     return respond(c, tag, "NO [NONEXISTENT] No such mailbox");
   }
   Status s = open_->mail->set_subscribed(name, on);
-  if (!s.is_ok()) return respond(c, tag, failure(s, "SUBSCRIBE failed"));
+  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "SUBSCRIBE failed"));
   respond_ok(c, tag, on ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
 }
 
@@ -547,8 +535,7 @@ void ImapSession::cmd_select(Connection& c, std::string_view tag, CommandReader&
     // RFC 9051 section 6.3.2: the LIST response's attributes are those LIST would show.
     bool children = false;
     for (const UserMail::Mailbox& k : open_->mail->mailboxes())
-      children |= k.name.size() > m->name.size() &&
-                  k.name.compare(0, m->name.size() + 1, m->name + "/") == 0;
+      children |= is_below(k.name, m->name);
     buf.append("* LIST (").append(children ? "\\HasChildren" : "\\HasNoChildren");
     if (!m->special_use.empty()) buf.append(" ").append(m->special_use);
     buf.append(") \"/\" ");
@@ -610,7 +597,7 @@ void ImapSession::cmd_close(Connection& c, std::string_view tag, CommandReader& 
           doomed.push_back(rec.uid);
       for (uint32_t uid : doomed) {
         Status s = open_->mail->expunge(selected_, uid);
-        if (!s.is_ok()) return respond(c, tag, failure(s, "CLOSE failed"));
+        if (!s.is_ok()) return respond(c, tag, storage_failure(s, "CLOSE failed"));
         changed = true;
       }
     }

@@ -25,21 +25,6 @@ const struct {
                     {"\\Deleted", kFlagDeleted},
                     {"\\Draft", kFlagDraft}};
 
-std::string failure(const Status& s, std::string_view what) {
-  // A full disk: nothing was stored, nothing stored was harmed (RFC 5530 has no better code;
-  // OVERQUOTA tells the client that storing more cannot work now).
-  if (s.code() == Status::Code::no_space)
-    return "NO [OVERQUOTA] " + std::string(what) + ": not enough disk space";
-  std::string code;
-  switch (s.code()) {
-    case Status::Code::not_found: code = "[NONEXISTENT] "; break;
-    case Status::Code::no_space: code = "[OVERQUOTA] "; break;
-    case Status::Code::invalid: code = "[CANNOT] "; break;
-    default: code = "[SERVERBUG] "; break;
-  }
-  return "NO " + code + std::string(what) + ": " + one_line(s.message());
-}
-
 int month_index(std::string_view m) {
   static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -378,7 +363,7 @@ void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader&
   uint32_t id = m->id;
   MailboxIndex* idx;
   Status s = mail.index(id, &idx);
-  if (!s.is_ok()) return respond(c, tag, failure(s, "APPEND failed"));
+  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "APPEND failed"));
   for (const Item& item : items) {
     if (item.message.size() > appendlimit_)
       return respond(c, tag, "NO [TOOBIG] Message larger than APPENDLIMIT");
@@ -401,7 +386,7 @@ void ImapSession::cmd_append(Connection& c, std::string_view tag, CommandReader&
       if (!uids.empty()) core(c).changed(open_, id);
       RM_LOG(warn, "append_failed").kv("user", user_).kv("error", s.message());
       if (!error.empty()) return respond(c, tag, error);
-      return respond(c, tag, failure(s, "APPEND failed"));
+      return respond(c, tag, storage_failure(s, "APPEND failed"));
     }
   }
   core(c).changed(open_, id);
@@ -498,7 +483,7 @@ void ImapSession::continue_fetch(Connection& c) {
     if (set_seen && !(rec.flags & kFlagSeen)) {
       uint64_t modseq;
       Status s = idx->set_flags(rec.uid, rec.flags | kFlagSeen, rec.keywords, &modseq);
-      if (!s.is_ok()) return stop(failure(s, "FETCH failed"));
+      if (!s.is_ok()) return stop(storage_failure(s, "FETCH failed"));
       rec.flags |= kFlagSeen;
       rec.modseq = modseq;
       own_modseqs_.insert(modseq);
@@ -607,7 +592,7 @@ void ImapSession::cmd_store(Connection& c, std::string_view tag, CommandReader& 
     if (nf != rec.flags || nk != rec.keywords) {
       uint64_t modseq;
       Status s = idx->set_flags(rec.uid, nf, nk, &modseq);
-      if (!s.is_ok()) return respond(c, tag, failure(s, "STORE failed"));
+      if (!s.is_ok()) return respond(c, tag, storage_failure(s, "STORE failed"));
       own_modseqs_.insert(modseq);
       rec.flags = nf;
       rec.keywords = nk;
@@ -676,7 +661,7 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
   MailboxIndex* dst;
   if (!src) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
   Status s = mail.index(dest_id, &dst);
-  if (!s.is_ok()) return respond(c, tag, failure(s, "COPY failed"));
+  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "COPY failed"));
   std::vector<uint32_t> src_uids, dst_uids, moved_positions;
   for (uint32_t pos : positions) {
     int64_t i = src->find(uids_[pos]);
@@ -693,7 +678,7 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
     if (!s.is_ok()) {
       for (uint32_t u : dst_uids) (void)mail.expunge(dest_id, u);
       if (!dst_uids.empty()) core(c).changed(open_, dest_id);
-      return respond(c, tag, failure(s, move ? "MOVE failed" : "COPY failed"));
+      return respond(c, tag, storage_failure(s, move ? "MOVE failed" : "COPY failed"));
     }
     src_uids.push_back(rec.uid);
     dst_uids.push_back(out.uid);
@@ -714,7 +699,7 @@ void ImapSession::cmd_copy(Connection& c, std::string_view tag, CommandReader& r
   if (!move) return respond_durable(c, tag, "OK " + copyuid + " COPY completed");
   for (uint32_t u : src_uids) {
     s = mail.expunge(selected_, u);
-    if (!s.is_ok()) return respond(c, tag, failure(s, "MOVE failed"));
+    if (!s.is_ok()) return respond(c, tag, storage_failure(s, "MOVE failed"));
     own_modseqs_.insert(src->highest_modseq());
   }
   c.write("* OK " + copyuid + " Moved\r\n");
@@ -755,7 +740,7 @@ void ImapSession::cmd_expunge(Connection& c, std::string_view tag, CommandReader
       std::reverse(gone.begin(), gone.end());
       report_expunges(c, gone);
       if (!gone.empty()) core(c).changed(open_, selected_);
-      return respond(c, tag, failure(s, "EXPUNGE failed"));
+      return respond(c, tag, storage_failure(s, "EXPUNGE failed"));
     }
     own_modseqs_.insert(idx->highest_modseq());
     gone.push_back(p);
@@ -815,7 +800,7 @@ void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader&
     };
     bool matched = false;
     if (!search_matches(cmd, box, m, &matched))
-      return respond(c, tag, failure(read_status, "SEARCH failed"));
+      return respond(c, tag, storage_failure(read_status, "SEARCH failed"));
     if (!matched) continue;
     hits.push_back(uid ? rec.uid : p + 1);
     hit_uids.push_back(rec.uid);
