@@ -182,6 +182,15 @@ bool CommandReader::literal(std::string_view* out, bool allow_nul) {
     data += 1;
   else
     return false;
+  for (size_t k = 0; k < external_count_; k++) {
+    const ExternalLiteral& e = external_[k];
+    if (e.at != data) continue;
+    if (e.data.size() != size) return false;
+    if (!allow_nul && memchr(e.data.data(), 0, size) != nullptr) return false;
+    *out = e.data;
+    pos_ = data;
+    return true;
+  }
   if (size > s_.size() - data) return false;
   if (!allow_nul && memchr(s_.data() + data, 0, size) != nullptr) return false;  // CHAR8
   *out = s_.substr(data, size);

@@ -39,6 +39,10 @@ class CommandFramer {
   bool literal_sync() const { return literal_sync_; }
   // The bytes of the command being framed: scanned so far plus the rest of a literal being read.
   uint64_t committed_bytes() const { return pos_ + literal_left_; }
+  // Inside a literal whose bytes are still arriving: how many are missing, and where its first
+  // byte is in the buffer (so a caller may take its bytes elsewhere: a spooled APPEND).
+  uint64_t literal_left() const { return literal_left_; }
+  size_t literal_start() const { return pos_ - static_cast<size_t>(literal_size_ - literal_left_); }
 
  private:
   size_t pos_ = 0;         // everything before pos_ is scanned
@@ -49,9 +53,18 @@ class CommandFramer {
   bool awaiting_accept_ = false;
 };
 
+// A literal whose bytes are not in the command's text (a large APPEND spooled to a file): the
+// text holds its "{n}" CRLF and then goes straight on; `at` is where its bytes would begin.
+struct ExternalLiteral {
+  size_t at;
+  std::string_view data;
+};
+
 class CommandReader {
  public:
-  explicit CommandReader(std::string_view frame) : s_(frame) {}
+  explicit CommandReader(std::string_view frame, const ExternalLiteral* external = nullptr,
+                         size_t external_count = 0)
+      : s_(frame), external_(external), external_count_(external_count) {}
 
   bool tag(std::string_view* out);
   bool atom(std::string_view* out);
@@ -89,6 +102,8 @@ class CommandReader {
   bool chars(std::string_view* out, bool (*ok)(unsigned char));
 
   std::string_view s_;
+  const ExternalLiteral* external_;
+  size_t external_count_;
   size_t pos_ = 0;
 };
 

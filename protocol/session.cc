@@ -1,6 +1,10 @@
 #include "protocol/session.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
@@ -16,6 +20,9 @@ constexpr size_t kTagBytesMax = 64;
 // Literals of commands other than APPEND (a SEARCH string, a mailbox name) stay small, so a
 // flood of them cannot hold much memory (the SEARCH-literal exhaustion of CVE-2024-34055).
 constexpr uint64_t kOtherLiteralBytesMax = 64 * 1024;
+// APPEND literals from this size on are spooled to a file as they arrive (AppendSpool).
+constexpr uint64_t kSpoolLiteralMin = 256 * 1024;
+constexpr size_t kSpoolChunkBytes = 256 * 1024;
 
 bool command_is(std::string_view head, std::string_view cmd) {
   CommandReader r(head);
@@ -98,37 +105,67 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
     if (c.input_paused || c.closing || c.close_now || c.handoff_pending) break;
     if (c.out.bytes() > output_max) break;  // resumes when the client has read some output
     std::string_view rest = input.substr(consumed);
+    if (spool_ && spool_->left > 0) {
+      consumed += spool_take(c, rest);
+      continue;
+    }
+    // In a spooled APPEND, `rest` goes on from the end of the last spooled literal: the command
+    // so far is spool_->head, and its bytes so far are `before`.
+    const bool spooling = spool_ != nullptr;
+    const uint64_t before = spooling ? spool_->head.size() + spool_->file_bytes : 0;
+    const uint64_t held = spooling ? spool_->head.size() + kSpoolChunkBytes : 0;
     switch (framer_.scan(rest, limits(c))) {
-      case CommandFramer::Result::need_more:
-        if (framer_.committed_bytes() > kOtherLiteralBytesMax + framer_limits_line(c) &&
+      case CommandFramer::Result::need_more: {
+        if (spool_wanted(c, rest)) {
+          size_t n = spool_begin(c, rest);
+          if (n > 0) {
+            consumed += n;
+            break;
+          }
+        }
+        if (!spooling &&
+            framer_.committed_bytes() > kOtherLiteralBytesMax + framer_limits_line(c) &&
             !command_is(rest, "APPEND")) {
           c.write("* BYE [TOOBIG] Literal too large for this command\r\n");
           c.close_after_flush();
           return input.size();
         }
-        if (framer_.committed_bytes() > appendlimit_ + framer_limits_line(c)) {
+        if (before + framer_.committed_bytes() > appendlimit_ + framer_limits_line(c)) {
           // MULTIAPPEND: all the messages of one command together stay within APPENDLIMIT.
           c.write("* BYE [TOOBIG] Command too large\r\n");
           c.close_after_flush();
           return input.size();
         }
-        if (!reserve_input(c, framer_.committed_bytes())) {
+        if (!reserve_input(c, held + framer_.committed_bytes())) {
           // A non-synchronizing literal cannot be refused: its bytes are on their way.
           c.write("* BYE [LIMIT] Too much upload in progress on this server; try again later\r\n");
           c.close_after_flush();
           return input.size();
         }
         return consumed;
+      }
       case CommandFramer::Result::literal_wanted: {
         std::string refusal;
-        bool room = reserve_input(c, framer_.frame_bytes() + framer_.literal_bytes());
+        std::string_view head = spooling ? std::string_view(spool_->head) : rest;
+        const uint64_t literal = framer_.literal_bytes();
+        // A literal that will be spooled needs no memory beyond the spool's chunk.
+        const bool to_spool = literal >= kSpoolLiteralMin && open_ && open_->mail &&
+                              (spooling || command_is(rest, "APPEND"));
+        bool room = reserve_input(
+            c, held + framer_.frame_bytes() + (to_spool ? kSpoolChunkBytes : literal));
+        CommandReader tr(head);
+        std::string_view t;
+        std::string tag(tr.tag(&t) ? t : "*");
         if (!room) {
-          CommandReader tr(rest);
-          std::string_view t;
-          refusal = std::string(tr.tag(&t) ? t : "*") +
-                    " NO [LIMIT] Too much upload in progress on this server; try again later\r\n";
+          refusal =
+              tag + " NO [LIMIT] Too much upload in progress on this server; try again later\r\n";
+        } else if (before + framer_.frame_bytes() + literal >
+                   appendlimit_ + framer_limits_line(c)) {
+          room = false;
+          refusal = tag + " NO [TOOBIG] Messages larger than APPENDLIMIT together\r\n";
         }
-        if (room && literal_acceptable(c, rest.substr(0, framer_.frame_bytes()), &refusal)) {
+        if (room && literal_acceptable(c, spooling ? head : rest.substr(0, framer_.frame_bytes()),
+                                       &refusal)) {
           c.write("+ Ready for literal data\r\n");
           framer_.accept_literal();
         } else {
@@ -136,6 +173,7 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
           consumed += framer_.frame_bytes();
           framer_.reset();
           reserve_input(c, 0);
+          spool_.reset();  // the command ends here
         }
         break;
       }
@@ -146,12 +184,13 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
           c.close_after_flush();
           return input.size();
         }
-        CommandReader r(rest);
+        CommandReader r(spooling ? std::string_view(spool_->head) : rest);
         std::string_view tag;
         respond(c, r.tag(&tag) ? tag : "*", "NO [TOOBIG] Literal too large");
         consumed += framer_.frame_bytes();
         framer_.reset();
         reserve_input(c, 0);
+        spool_.reset();
         break;
       }
       case CommandFramer::Result::line_too_long:
@@ -167,13 +206,140 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
         size_t n = framer_.frame_bytes();
         framer_.reset();
         reserve_input(c, 0);
-        execute(c, rest.substr(0, n));
+        if (spooling)
+          spool_execute(c, rest.substr(0, n));
+        else
+          execute(c, rest.substr(0, n));
         consumed += n;
         break;
       }
     }
   }
   return consumed;
+}
+
+// ---- Spooled APPEND -------------------------------------------------------------------------
+
+class ImapSession::AppendSpool::WriteOp : public IoOp {
+ public:
+  WriteOp(ImapSession* s, Connection* c) : s_(s), c_(c) {}
+  void on_complete(int res) override { s_->spool_written(*c_, res); }
+
+ private:
+  ImapSession* s_;
+  Connection* c_;
+};
+
+ImapSession::AppendSpool::~AppendSpool() {
+  if (fd >= 0) close(fd);
+}
+
+// The framer stopped inside a literal that is large, of an APPEND, of a user whose mail is open.
+bool ImapSession::spool_wanted(Connection& c, std::string_view rest) const {
+  (void)c;
+  if (framer_.literal_left() == 0 || framer_.literal_bytes() < kSpoolLiteralMin) return false;
+  if ((state_ != State::authenticated && state_ != State::selected) || !open_ || !open_->mail)
+    return false;
+  return spool_ != nullptr || command_is(rest, "APPEND");
+}
+
+// Moves the command text before the literal into the spool's head and starts taking the
+// literal's bytes. Returns the bytes of `rest` taken, 0 when no spool file could be made (the
+// literal is then held in memory as before).
+size_t ImapSession::spool_begin(Connection& c, std::string_view rest) {
+  if (!spool_) {
+    // Unnamed (O_TMPFILE): nothing to clean up after a crash. In the user's directory: same
+    // file system and the same disk accounting as the message will have.
+    int fd = open(open_->mail->dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      RM_LOG(warn, "append_spool_failed").kv("user", user_).kv("errno", errno);
+      return 0;
+    }
+    spool_ = std::make_unique<AppendSpool>();
+    spool_->fd = fd;
+    spool_->chunk.reserve(kSpoolChunkBytes);
+  }
+  AppendSpool& sp = *spool_;
+  size_t start = framer_.literal_start();
+  sp.head.append(rest.substr(0, start));
+  sp.literals.push_back({sp.head.size(), sp.file_bytes, framer_.literal_bytes()});
+  sp.left = framer_.literal_bytes();
+  framer_.reset();
+  if (!reserve_input(c, sp.head.size() + kSpoolChunkBytes)) {
+    c.write("* BYE [LIMIT] Too much upload in progress on this server; try again later\r\n");
+    c.close_after_flush();
+  }
+  return start;
+}
+
+// Takes bytes of the literal being spooled; writes a chunk once it is full or the literal ends.
+size_t ImapSession::spool_take(Connection& c, std::string_view input) {
+  AppendSpool& sp = *spool_;
+  size_t take = static_cast<size_t>(std::min<uint64_t>(sp.left, input.size()));
+  size_t room = kSpoolChunkBytes - sp.chunk.size();
+  if (take > room) take = room;
+  sp.chunk.append(input.data(), take);
+  sp.left -= take;
+  if (sp.chunk.size() == kSpoolChunkBytes || sp.left == 0) spool_write(c);
+  return take;
+}
+
+// One write at a time through the ring; input waits meanwhile, so TCP pushes back on the client
+// and the spool holds one chunk of memory.
+void ImapSession::spool_write(Connection& c) {
+  AppendSpool& sp = *spool_;
+  if (sp.error != 0) {  // the APPEND has failed: the rest of its bytes are only read
+    sp.file_bytes += sp.chunk.size();
+    sp.chunk.clear();
+    return;
+  }
+  if (!sp.op) sp.op = std::make_unique<AppendSpool::WriteOp>(this, &c);
+  sp.writing = true;
+  c.input_paused = true;
+  c.reactor->hold(c);
+  c.reactor->submit_write(sp.fd, sp.chunk.data(), static_cast<uint32_t>(sp.chunk.size()),
+                          sp.file_bytes, sp.op.get());
+}
+
+void ImapSession::spool_written(Connection& c, int res) {
+  AppendSpool& sp = *spool_;
+  sp.writing = false;
+  if (res < 0) {
+    sp.error = -res;
+  } else if (static_cast<size_t>(res) != sp.chunk.size()) {
+    sp.error = ENOSPC;  // a short write to a regular file: the disk or the file size limit
+  }
+  if (sp.error != 0) RM_LOG(warn, "append_spool_failed").kv("user", user_).kv("errno", sp.error);
+  sp.file_bytes += sp.chunk.size();
+  sp.chunk.clear();
+  c.input_paused = false;
+  c.reactor->release(c);  // takes the input that waited
+}
+
+// The spooled APPEND is complete: `tail` is its text after the last spooled literal.
+void ImapSession::spool_execute(Connection& c, std::string_view tail) {
+  std::unique_ptr<AppendSpool> sp = std::move(spool_);
+  sp->head.append(tail);
+  CommandReader tr(sp->head);
+  std::string_view tag;
+  if (!tr.tag(&tag)) tag = "*";
+  if (sp->error != 0) {
+    bool full = sp->error == ENOSPC || sp->error == EFBIG || sp->error == EDQUOT;
+    std::string why = strerror(sp->error);
+    return respond(
+        c, tag,
+        storage_failure(full ? Status::no_space(why) : Status::io_error(why), "APPEND failed"));
+  }
+  void* map = mmap(nullptr, sp->file_bytes, PROT_READ, MAP_SHARED, sp->fd, 0);
+  if (map == MAP_FAILED)
+    return respond(c, tag, storage_failure(Status::io_error(strerror(errno)), "APPEND failed"));
+  const char* base = static_cast<const char*>(map);
+  std::vector<ExternalLiteral> external;
+  external.reserve(sp->literals.size());
+  for (const AppendSpool::Literal& l : sp->literals)
+    external.push_back({l.at, std::string_view(base + l.offset, l.bytes)});
+  execute(c, sp->head, external.data(), external.size());  // the store copies what it keeps
+  munmap(map, sp->file_bytes);
 }
 
 bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
@@ -226,10 +392,11 @@ bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
   return true;
 }
 
-void ImapSession::execute(Connection& c, std::string_view frame) {
+void ImapSession::execute(Connection& c, std::string_view frame, const ExternalLiteral* external,
+                          size_t external_count) {
   if (sasl_wait_) return sasl_response(c, frame);
   if (idling_) return idle_input(c, frame);
-  CommandReader r(frame);
+  CommandReader r(frame, external, external_count);
   std::string_view tag, cmd;
   if (!r.tag(&tag) || tag.size() > kTagBytesMax) {
     c.write("* BAD Missing or invalid tag\r\n");

@@ -59,7 +59,15 @@ class ImapSession : public Session {
     std::vector<std::string> keywords;
   };
 
-  void execute(Connection& c, std::string_view frame);
+  void execute(Connection& c, std::string_view frame, const ExternalLiteral* external = nullptr,
+               size_t external_count = 0);
+  // Large APPEND literals go to a spool file as they arrive (session.cc).
+  bool spool_wanted(Connection& c, std::string_view rest) const;
+  size_t spool_begin(Connection& c, std::string_view rest);
+  size_t spool_take(Connection& c, std::string_view input);
+  void spool_write(Connection& c);
+  void spool_written(Connection& c, int res);
+  void spool_execute(Connection& c, std::string_view tail);
   void dispatch(Connection& c, std::string_view tag, std::string_view cmd, CommandReader& r);
   bool literal_acceptable(Connection& c, std::string_view head, std::string* refusal) const;
   CommandFramer::Limits limits(const Connection& c) const;
@@ -173,6 +181,30 @@ class ImapSession : public Session {
     FetchError error = FetchError::none;
   };
   std::unique_ptr<FetchRun> fetch_run_;
+
+  // An APPEND whose large literals are spooled to an unnamed file in the user's directory, so
+  // a message of tens of megabytes never sits whole in memory. The command's text (without
+  // those literals' bytes) collects in `head`; at the end the literals are read back from a
+  // mapping of the file.
+  struct AppendSpool {
+    int fd = -1;
+    std::string head;
+    struct Literal {
+      size_t at;        // in head (ExternalLiteral::at)
+      uint64_t offset;  // in the file
+      uint64_t bytes;
+    };
+    std::vector<Literal> literals;
+    uint64_t file_bytes = 0;  // written, in flight, or in `chunk`
+    uint64_t left = 0;        // bytes of the current literal still to come
+    std::string chunk;        // received, not yet written
+    bool writing = false;
+    int error = 0;  // errno of a failed write: the APPEND fails, the stream stays in step
+    class WriteOp;
+    std::unique_ptr<WriteOp> op;
+    ~AppendSpool();
+  };
+  std::unique_ptr<AppendSpool> spool_;
 };
 
 }  // namespace ringmail

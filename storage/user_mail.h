@@ -56,6 +56,7 @@ class UserMail {
   static std::string format_list(const std::vector<Mailbox>& mailboxes, uint32_t next_id,
                                  uint32_t last_uidvalidity);
   static std::string mailbox_dir_name(uint32_t id);  // "0000002a"
+  const std::string& dir() const { return dir_; }
 
   // 1 to 1024 bytes of UTF-8 without NUL, CR or LF, no empty hierarchy level.
   static bool valid_name(std::string_view name);

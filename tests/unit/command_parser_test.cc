@@ -53,6 +53,44 @@ TEST(CommandFramer, EnforcesTheLimits) {
   EXPECT_EQ(f.scan("a1 LOGIN {1x}\r\n", kLimits), R::bad_literal);
 }
 
+TEST(CommandFramer, TellsWhereAnArrivingLiteralStarts) {
+  std::string head = "a1 APPEND INBOX {20+}\r\n";
+  CommandFramer f;
+  EXPECT_EQ(f.scan(head + "abc", kLimits), R::need_more);
+  EXPECT_EQ(f.literal_left(), 17u);
+  EXPECT_EQ(f.literal_start(), head.size());
+  EXPECT_EQ(f.committed_bytes(), head.size() + 20);
+}
+
+TEST(CommandReader, ReadsExternalLiteralsInPlace) {
+  // The text holds the literals' announcements only; their bytes are elsewhere.
+  std::string text = "a1 APPEND INBOX {5}\r\n {3+}\r\n\r\n";
+  std::string first = "hello", second = std::string("x\0y", 3);
+  ExternalLiteral ext[] = {{text.find('}') + 3, first}, {text.rfind('}') + 3, second}};
+  CommandReader r(text, ext, 2);
+  std::string_view tag, cmd, box, m1, m2;
+  std::string scratch;
+  ASSERT_TRUE(r.tag(&tag) && r.sp() && r.atom(&cmd) && r.sp() && r.astring(&box, &scratch));
+  ASSERT_TRUE(r.sp() && r.string(&m1, &scratch));
+  EXPECT_EQ(m1.data(), first.data());  // the caller's bytes, not a copy
+  ASSERT_TRUE(r.sp());
+  EXPECT_FALSE(CommandReader(r.rest(), nullptr, 0).literal8(&m2));  // not in the text
+  EXPECT_FALSE(CommandReader(text.substr(0, 0)).literal8(&m2));
+  CommandReader nul(text, ext, 2);
+  ASSERT_TRUE(nul.tag(&tag) && nul.sp() && nul.atom(&cmd) && nul.sp() &&
+              nul.astring(&box, &scratch) && nul.sp() && nul.string(&m1, &scratch) && nul.sp());
+  EXPECT_FALSE(nul.string(&m2, &scratch));  // NUL needs literal8
+  ASSERT_TRUE(r.literal8(&m2));
+  EXPECT_EQ(m2, second);
+  EXPECT_TRUE(r.at_end());
+  // A size that disagrees with the external bytes is malformed.
+  std::string wrong = "a1 {4}\r\n\r\n";
+  ExternalLiteral bad[] = {{wrong.find('}') + 3, first}};
+  CommandReader w(wrong, bad, 1);
+  ASSERT_TRUE(w.tag(&tag) && w.sp());
+  EXPECT_FALSE(w.string(&m1, &scratch));
+}
+
 TEST(CommandReader, ReadsTagAtomsQuotedStringsAndLiterals) {
   std::string scratch1, scratch2;
   CommandReader r("a1 LOGIN \"fr\\\"ed\" {5}\r\np a s\r\n");
