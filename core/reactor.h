@@ -104,6 +104,8 @@ class Reactor {
   // Queues an fdatasync of `fd` (submitted at the end of this tick); op->on_complete gets its
   // result. The file is resolved at submission: closing the descriptor afterwards is safe.
   void submit_fdatasync(int fd, IoOp* op);
+  // The same with a full fsync (a directory, or a file whose size and name matter).
+  void submit_fsync(int fd, IoOp* op);
   // Queues a write of `bytes` at `offset` of `fd`; `data` must stay valid until op->on_complete.
   void submit_write(int fd, const void* data, uint32_t bytes, uint64_t offset, IoOp* op);
   // In-flight IoOps; shutdown waits for them.

@@ -78,6 +78,8 @@ void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
 void ImapCore::loaded(OpenUser* u, std::unique_ptr<UserMail> mail, const Status& s) {
   u->loading = false;
   u->mail = std::move(mail);
+  // Mailbox-list changes join the group commit instead of fsyncing on this thread.
+  if (u->mail) u->mail->set_deferred_metadata(true);
   if (!s.is_ok()) {
     RM_LOG(error, "mail_open_failed").kv("user", u->name).kv("error", s.message());
     u->failed = s;
@@ -163,13 +165,18 @@ void ImapCore::start_round(OpenUser* u) {
     u->failed = s;
     u->round.fds.clear();
   }
-  if (u->round.fds.empty()) {
+  if (u->round.fds.empty() && u->round.dir_fds.empty()) {
     finish_round(u);
     return;
   }
   u->sync_in_flight = true;
-  u->round_pending = static_cast<int>(u->round.fds.size());
+  submit_round(u);
+}
+
+void ImapCore::submit_round(OpenUser* u) {
+  u->round_pending = static_cast<int>(u->round.fds.size() + u->round.dir_fds.size());
   for (int fd : u->round.fds) reactor_.submit_fdatasync(fd, &u->op);
+  for (int fd : u->round.dir_fds) reactor_.submit_fsync(fd, &u->op);
 }
 
 void OpenUser::SyncOp::on_complete(int res) {
@@ -179,8 +186,19 @@ void OpenUser::SyncOp::on_complete(int res) {
 
 void ImapCore::finish_round(OpenUser* u) {
   if (u->sync_in_flight) {
+    Status s;
+    if (u->round.list_stage) {
+      s = u->mail->finish_list_stage(u->round, u->round_error);
+    } else {
+      s = u->mail->finish_sync(u->round, u->round_error);
+      if (s.is_ok() && u->round.list_stage) {
+        // The mailbox list was renamed into place: its directory is synced before any answer.
+        u->round_error = 0;
+        submit_round(u);
+        return;
+      }
+    }
     u->sync_in_flight = false;
-    Status s = u->mail->finish_sync(u->round, u->round_error);
     if (!s.is_ok() && u->failed.is_ok()) {
       RM_LOG(error, "sync_failed").kv("user", u->name).kv("error", s.message());
       u->failed = s;
@@ -211,7 +229,8 @@ void ImapCore::notify(OpenUser* u, const std::vector<uint32_t>& mailboxes) {
 
 bool ImapCore::evictable(const OpenUser* u) const {
   return u->sessions.empty() && u->load_waiters.empty() && !u->loading && !u->compacting &&
-         !u->sync_in_flight && !u->sync_queued && u->waiting_next.empty();
+         !u->sync_in_flight && !u->sync_queued && u->waiting_next.empty() &&
+         (!u->mail || !u->mail->needs_sync());
 }
 
 void ImapCore::start_compaction(OpenUser* u) {

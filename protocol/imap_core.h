@@ -114,6 +114,7 @@ class ImapCore : public CoreLocal {
  private:
   void loaded(OpenUser* u, std::unique_ptr<UserMail> mail, const Status& s);
   void start_round(OpenUser* u);
+  void submit_round(OpenUser* u);
   void finish_round(OpenUser* u);
   void notify(OpenUser* u, const std::vector<uint32_t>& mailboxes);
   void close_idle();

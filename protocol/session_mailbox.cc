@@ -362,9 +362,10 @@ void ImapSession::cmd_create(Connection& c, std::string_view tag, CommandReader&
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     uint32_t id;
     Status s = mail.create_mailbox(*it, "", &id);
-    if (!s.is_ok()) return respond(c, tag, storage_failure(s, "CREATE failed"));
+    // Superiors created so far stay (like any CREATE of them would): answered once durable.
+    if (!s.is_ok()) return respond_durable(c, tag, storage_failure(s, "CREATE failed"));
   }
-  respond_ok(c, tag, "CREATE completed");
+  respond_durable(c, tag, "OK CREATE completed");
 }
 
 void ImapSession::cmd_delete(Connection& c, std::string_view tag, CommandReader& r) {
@@ -382,7 +383,7 @@ void ImapSession::cmd_delete(Connection& c, std::string_view tag, CommandReader&
     state_ = State::authenticated;
   }
   core(c).changed(open_, id);
-  respond_ok(c, tag, "DELETE completed");
+  respond_durable(c, tag, "OK DELETE completed");
 }
 
 void ImapSession::cmd_rename(Connection& c, std::string_view tag, CommandReader& r) {
@@ -401,13 +402,13 @@ void ImapSession::cmd_rename(Connection& c, std::string_view tag, CommandReader&
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     uint32_t id;
     Status s = mail.create_mailbox(*it, "", &id);
-    if (!s.is_ok()) return respond(c, tag, storage_failure(s, "RENAME failed"));
+    if (!s.is_ok()) return respond_durable(c, tag, storage_failure(s, "RENAME failed"));
   }
   uint32_t inbox_id = mail.find("INBOX")->id;
   Status s = mail.rename_mailbox(from, to);
-  if (!s.is_ok()) return respond(c, tag, storage_failure(s, "RENAME failed"));
+  if (!s.is_ok()) return respond_durable(c, tag, storage_failure(s, "RENAME failed"));
   if (from == "INBOX") core(c).changed(open_, inbox_id);  // its messages moved out
-  respond_ok(c, tag, "RENAME completed");
+  respond_durable(c, tag, "OK RENAME completed");
 }
 
 void ImapSession::cmd_subscribe(Connection& c, std::string_view tag, CommandReader& r, bool on) {
@@ -420,7 +421,7 @@ void ImapSession::cmd_subscribe(Connection& c, std::string_view tag, CommandRead
   }
   Status s = open_->mail->set_subscribed(name, on);
   if (!s.is_ok()) return respond(c, tag, storage_failure(s, "SUBSCRIBE failed"));
-  respond_ok(c, tag, on ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+  respond_durable(c, tag, on ? "OK SUBSCRIBE completed" : "OK UNSUBSCRIBE completed");
 }
 
 // ---- SELECT ---------------------------------------------------------------------------------

@@ -154,6 +154,23 @@ class PosixEnv : public Env {
     return Status::ok();
   }
 
+  Status open_for_sync(const std::string& path, int* fd) override {
+    *fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    return *fd >= 0 ? Status::ok() : errno_status("open " + path);
+  }
+
+  Status write_unsynced(const std::string& path, std::string_view data, int* fd) override {
+    *fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*fd < 0) return errno_status("open " + path);
+    PosixAppendFile f(dup(*fd), path, 0);
+    Status s = f.append(data);
+    if (!s.is_ok()) {
+      close(*fd);
+      *fd = -1;
+    }
+    return s;
+  }
+
   Status remove(const std::string& path) override {
     return unlink(path.c_str()) == 0 ? Status::ok() : errno_status("unlink " + path);
   }

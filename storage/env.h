@@ -61,6 +61,11 @@ class Env {
   virtual Status sync_all(const std::string& path) = 0;
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual bool exists(const std::string& path) = 0;
+  // For syncs submitted elsewhere (io_uring): a descriptor of a file or directory, opened for
+  // reading; and a whole file written (created or truncated), not synced, its descriptor kept.
+  // The caller closes both.
+  virtual Status open_for_sync(const std::string& path, int* fd) = 0;
+  virtual Status write_unsynced(const std::string& path, std::string_view data, int* fd) = 0;
 };
 
 }  // namespace ringmail

@@ -39,6 +39,15 @@ class FaultEnv : public Env {
   Status sync_all(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   bool exists(const std::string& path) override { return base_->exists(path); }
+  // Syncs through these descriptors happen outside the Env: a simulated crash does not model
+  // them (the store's deferred-metadata mode is the server's, tested on the real binary).
+  Status open_for_sync(const std::string& path, int* fd) override {
+    return base_->open_for_sync(path, fd);
+  }
+  Status write_unsynced(const std::string& path, std::string_view data, int* fd) override {
+    if (disk_full_) return Status::no_space("write " + path + ": No space left on device");
+    return base_->write_unsynced(path, data, fd);
+  }
 
  private:
   friend class FaultAppendFile;

@@ -38,7 +38,7 @@ std::string log_header(uint32_t mailbox_id) {
 }  // namespace
 
 Status MailboxIndex::create(Env* env, const std::string& dir, uint32_t mailbox_id,
-                            uint32_t uidvalidity) {
+                            uint32_t uidvalidity, bool durable) {
   if (env->exists(dir + "/index")) return Status::already_exists(dir + ": mailbox exists");
   Status s = env->make_dirs(dir);
   if (!s.is_ok()) return s;
@@ -46,9 +46,9 @@ Status MailboxIndex::create(Env* env, const std::string& dir, uint32_t mailbox_i
   idx.mailbox_id_ = mailbox_id;
   idx.uidvalidity_ = uidvalidity;
   // The log first: an index without its log is never seen by open().
-  s = env->write_atomic(dir + "/log", log_header(mailbox_id));
-  if (s.is_ok()) s = idx.checkpoint();
-  if (s.is_ok()) s = env->sync_dir(dir.substr(0, dir.rfind('/')));
+  s = env->write_atomic(dir + "/log", log_header(mailbox_id), durable);
+  if (s.is_ok()) s = idx.checkpoint(durable);
+  if (s.is_ok() && durable) s = env->sync_dir(dir.substr(0, dir.rfind('/')));
   return s;
 }
 
@@ -343,7 +343,7 @@ Status MailboxIndex::keyword_bit(const std::string& name, unsigned* bit) {
   return s;
 }
 
-Status MailboxIndex::checkpoint() {
+Status MailboxIndex::checkpoint(bool durable) {
   std::string body;
   body.reserve(records_.size() * sizeof(MessageRecord));
   body.append(reinterpret_cast<const char*>(records_.data()),
@@ -368,11 +368,11 @@ Status MailboxIndex::checkpoint() {
   // Snapshot first, then the fresh log: a crash in between leaves a log whose entries are all
   // at or below the snapshot's sequence number, and replay skips them.
   if (!failed_.is_ok()) return failed_;
-  Status s = env_->write_atomic(dir_ + "/index", snap);
+  Status s = env_->write_atomic(dir_ + "/index", snap, durable);
   if (!s.is_ok()) return s;  // nothing changed: the old snapshot and log still hold
   snapshot_seq_ = log_seq_;
   log_.reset();
-  s = env_->write_atomic(dir_ + "/log", log_header(mailbox_id_));
+  s = env_->write_atomic(dir_ + "/log", log_header(mailbox_id_), durable);
   if (s.is_ok()) s = env_->open_append(dir_ + "/log", false, &log_);
   if (!s.is_ok())
     failed_ = Status::io_error(dir_ + ": stopped after a failed checkpoint: " + s.message());

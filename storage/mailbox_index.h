@@ -46,8 +46,10 @@ class MailboxIndex {
  public:
   static constexpr size_t kKeywordsMax = 64;
 
-  // Creates an empty mailbox in `dir` (which must not hold one).
-  static Status create(Env* env, const std::string& dir, uint32_t mailbox_id, uint32_t uidvalidity);
+  // Creates an empty mailbox in `dir` (which must not hold one). Without `durable`, nothing is
+  // synced: the caller makes the files and directories durable (UserMail's deferred metadata).
+  static Status create(Env* env, const std::string& dir, uint32_t mailbox_id, uint32_t uidvalidity,
+                       bool durable = true);
   // Opens the mailbox in `dir`: reads the snapshot and replays the log, cutting a torn tail.
   // `blob_ok`, when given, vets each replayed append: an append whose message bytes did not
   // reach the disk (see FORMAT.md, "Order of writes") ends the replay there.
@@ -92,7 +94,7 @@ class MailboxIndex {
   Status failed() const { return failed_; }
   void note_sync(int err);
   // Folds the log into a new snapshot and starts an empty log.
-  Status checkpoint();
+  Status checkpoint(bool durable = true);
   uint64_t log_bytes() const { return log_->size(); }
 
  private:

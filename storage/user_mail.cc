@@ -7,6 +7,9 @@
 #include <ctime>
 #include <utility>
 
+#include <errno.h>
+#include <unistd.h>
+
 #include "core/assert.h"
 #include "storage/mime_cache.h"
 
@@ -185,6 +188,10 @@ std::string UserMail::format_list(const std::vector<Mailbox>& mailboxes, uint32_
 }
 
 Status UserMail::save_list() {
+  if (deferred_metadata_) {
+    list_dirty_ = true;  // written and synced by the next round
+    return Status::ok();
+  }
   return env_->write_atomic(dir_ + "/mailboxes",
                             format_list(mailboxes_, next_id_, last_uidvalidity_));
 }
@@ -236,8 +243,10 @@ Status UserMail::create_mailbox(std::string_view name, std::string_view special_
   // The index first, then the list that names it: a crash in between leaves an unnamed index
   // directory (fsck reports it), never a name without an index.
   uint32_t new_id = next_id_++;
-  Status s = MailboxIndex::create(env_, mailbox_dir(new_id), new_id, next_uidvalidity());
+  Status s = MailboxIndex::create(env_, mailbox_dir(new_id), new_id, next_uidvalidity(),
+                                  !deferred_metadata_);
   if (!s.is_ok()) return s;
+  if (deferred_metadata_) new_mailboxes_.push_back(new_id);
   mailboxes_.push_back(Mailbox{new_id, canon, std::string(special_use), false});
   s = save_list();
   if (!s.is_ok()) {
@@ -275,12 +284,20 @@ Status UserMail::delete_mailbox(std::string_view name) {
   usage_.bytes -= gone.bytes;
   usage_.messages -= gone.messages;
   released_bytes_ += gone.bytes;
-  // The name is gone durably; the files are garbage now (fsck and compaction clean up leftovers).
+  if (deferred_metadata_) {
+    removals_.push_back(id);  // once the list without it is durable
+    return Status::ok();
+  }
+  remove_mailbox_files(id);
+  return Status::ok();
+}
+
+// The name is gone durably; the files are garbage now (fsck and compaction clean up leftovers).
+void UserMail::remove_mailbox_files(uint32_t id) {
   std::string d = mailbox_dir(id);
   (void)env_->remove(d + "/index");
   (void)env_->remove(d + "/log");
   (void)env_->remove(d);
-  return Status::ok();
 }
 
 Status UserMail::rename_mailbox(std::string_view from, std::string_view to) {
@@ -591,10 +608,46 @@ Status UserMail::begin_sync(SyncRound* round) {
     syncing_indexes_.insert(id);
   }
   dirty_indexes_.clear();
+  if (!new_mailboxes_.empty() || list_dirty_) {
+    // A new mailbox: its two files, its directory, and the directory that names it.
+    auto add = [&](const std::string& path, std::vector<int>* to) {
+      int fd;
+      Status s = env_->open_for_sync(path, &fd);
+      if (!s.is_ok()) return s;
+      round->owned.push_back(fd);
+      to->push_back(fd);
+      return Status::ok();
+    };
+    Status s;
+    for (uint32_t id : new_mailboxes_) {
+      std::string d = mailbox_dir(id);
+      if (s.is_ok()) s = add(d + "/log", &round->fds);
+      if (s.is_ok()) s = add(d + "/index", &round->fds);
+      if (s.is_ok()) s = add(d, &round->dir_fds);
+    }
+    if (s.is_ok() && !new_mailboxes_.empty()) s = add(dir_ + "/mbox", &round->dir_fds);
+    new_mailboxes_.clear();
+    if (s.is_ok() && list_dirty_) {
+      int fd;
+      s = env_->write_unsynced(dir_ + "/mailboxes.tmp",
+                               format_list(mailboxes_, next_id_, last_uidvalidity_), &fd);
+      if (s.is_ok()) {
+        round->owned.push_back(fd);
+        round->fds.push_back(fd);
+        round->list = true;
+        round->removals.swap(removals_);
+        list_dirty_ = false;
+      }
+    }
+    if (!s.is_ok()) {
+      close_round(*round);
+      return s;
+    }
+  }
   return Status::ok();
 }
 
-Status UserMail::finish_sync(const SyncRound& round, int err) {
+Status UserMail::finish_sync(SyncRound& round, int err) {
   Status result;
   if (round.segment != UINT32_MAX && round.segment == writer_->id()) {
     writer_->note_sync(err);
@@ -611,10 +664,72 @@ Status UserMail::finish_sync(const SyncRound& round, int err) {
   }
   if (err != 0 && result.is_ok()) result = Status::io_error(strerror(err));
   if (syncing_indexes_.empty()) retired_indexes_.clear();
+  if (result.is_ok() && round.list) {
+    // Every file the new list names is durable: it may replace the old one.
+    close_round(round);
+    result = env_->rename(dir_ + "/mailboxes.tmp", dir_ + "/mailboxes");
+    int fd;
+    if (result.is_ok()) result = env_->open_for_sync(dir_, &fd);
+    if (result.is_ok()) {
+      round.owned.push_back(fd);
+      round.dir_fds.push_back(fd);
+      round.list_stage = true;
+    }
+    return result;
+  }
+  close_round(round);
   return result;
 }
 
+Status UserMail::finish_list_stage(SyncRound& round, int err) {
+  close_round(round);
+  round.list_stage = false;
+  if (err != 0) return Status::io_error("fsync " + dir_ + ": " + strerror(err));
+  for (uint32_t id : round.removals) remove_mailbox_files(id);
+  round.removals.clear();
+  return Status::ok();
+}
+
+void UserMail::close_round(SyncRound& round) {
+  for (int fd : round.owned) close(fd);
+  round.owned.clear();
+  round.fds.clear();
+  round.dir_fds.clear();
+}
+
+Status UserMail::sync_metadata() {
+  for (uint32_t id : new_mailboxes_) {
+    std::string d = mailbox_dir(id);
+    for (const char* f : {"/log", "/index"}) {
+      int fd;
+      Status s = env_->open_for_sync(d + f, &fd);
+      if (!s.is_ok()) return s;
+      int rc = fdatasync(fd);
+      close(fd);
+      if (rc != 0) return Status::io_error("fdatasync " + d + f + ": " + strerror(errno));
+    }
+    Status s = env_->sync_dir(d);
+    if (!s.is_ok()) return s;
+  }
+  if (!new_mailboxes_.empty()) {
+    Status s = env_->sync_dir(dir_ + "/mbox");
+    if (!s.is_ok()) return s;
+    new_mailboxes_.clear();
+  }
+  if (list_dirty_) {
+    Status s = env_->write_atomic(dir_ + "/mailboxes",
+                                  format_list(mailboxes_, next_id_, last_uidvalidity_));
+    if (!s.is_ok()) return s;
+    list_dirty_ = false;
+  }
+  for (uint32_t id : removals_) remove_mailbox_files(id);
+  removals_.clear();
+  return Status::ok();
+}
+
 Status UserMail::sync() {
+  Status ms = sync_metadata();
+  if (!ms.is_ok()) return ms;
   if (segment_dirty_) {
     Status s = writer_->sync();
     if (!s.is_ok()) return s;

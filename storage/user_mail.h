@@ -102,14 +102,31 @@ class UserMail {
   // is dropped at open, see FORMAT.md) and reports the first error (errno, or 0) to
   // finish_sync(). Changes made in between belong to the next round. The files stay open until
   // finish_sync(). A round that fails latches: nothing is acknowledged again.
+  //
+  // With deferred metadata (the server's mode), changes to the mailbox list (CREATE, DELETE,
+  // RENAME, SUBSCRIBE) join the round too instead of fsyncing where they are made: the list is
+  // written to a temporary file and a new mailbox's files and directories are named in
+  // `dir_fds` (fsync) beside `fds` (fdatasync). Then, when finish_sync() sets `list_stage`,
+  // a second stage follows: the temporary list has been renamed over the list, the caller
+  // fsyncs `dir_fds` again (now the user's directory) and calls finish_list_stage(). Only then
+  // are a deleted mailbox's files removed.
   struct SyncRound {
     std::vector<int> fds;
+    std::vector<int> dir_fds;
     uint32_t segment = UINT32_MAX;  // the segment synced, or UINT32_MAX
     std::vector<uint32_t> mailboxes;
+    std::vector<int> owned;          // descriptors opened for this round, closed at its end
+    bool list = false;               // the list is in this round (written to mailboxes.tmp)
+    bool list_stage = false;         // the second stage is due
+    std::vector<uint32_t> removals;  // mailboxes whose files go once the list is durable
   };
-  bool needs_sync() const { return segment_dirty_ || !dirty_indexes_.empty(); }
+  void set_deferred_metadata(bool on) { deferred_metadata_ = on; }
+  bool needs_sync() const {
+    return segment_dirty_ || !dirty_indexes_.empty() || list_dirty_ || !new_mailboxes_.empty();
+  }
   Status begin_sync(SyncRound* round);
-  Status finish_sync(const SyncRound& round, int err);
+  Status finish_sync(SyncRound& round, int err);
+  Status finish_list_stage(SyncRound& round, int err);
 
   Usage usage() const { return usage_; }
   // Bytes of messages expunged or deleted since this object was opened or last compacted: when
@@ -135,6 +152,9 @@ class UserMail {
   UserMail(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
   Status load_list(bool* missing);
   Status save_list();
+  Status sync_metadata();  // deferred metadata made durable here and now
+  void remove_mailbox_files(uint32_t id);
+  static void close_round(SyncRound& round);
   Status open_segments(OpenReport* report);
   Status roll_segment();
   Status map_record(BlobRef blob, uint64_t size, bool verify, RecordHeader* header,
@@ -163,6 +183,10 @@ class UserMail {
   MimeParser parser_;  // reused: no allocation per message once warm
   MimeInfo mime_;
   std::string cache_;
+  bool deferred_metadata_ = false;
+  bool list_dirty_ = false;              // the list changed since it was last written
+  std::vector<uint32_t> new_mailboxes_;  // created, files not yet synced
+  std::vector<uint32_t> removals_;       // deleted, files still there
 };
 
 }  // namespace ringmail
