@@ -251,11 +251,15 @@ class UserCheck {
       std::string dir = dir_ + "/mbox/" + name;
       std::unique_ptr<MailboxIndex> idx;
       IndexOpenReport irep;
+      if (!env_->exists(dir + "/index")) {
+        // No index: nothing in it can name a message (a removal or a creation cut short).
+        (void)env_->remove_tree(dir);
+        r_->repairs.push_back("mbox/" + name + ": leftover without an index removed");
+        continue;
+      }
       if (MailboxIndex::open(env_, dir, id, &idx, &irep, nullptr, true).is_ok() &&
           idx->records().empty()) {
-        (void)env_->remove(dir + "/index");
-        (void)env_->remove(dir + "/log");
-        (void)env_->remove(dir);
+        (void)env_->remove_tree(dir);
         r_->repairs.push_back("mbox/" + name + ": empty leftover removed");
         continue;
       }

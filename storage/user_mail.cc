@@ -100,6 +100,17 @@ Status UserMail::open(Env* env, const std::string& user_dir, std::unique_ptr<Use
   bool missing = false;
   s = um->load_list(&missing);
   if (!s.is_ok()) return s;
+  // A mailbox directory the list does not name (a CREATE cut short by a crash before the list
+  // naming it was durable) keeps its id: ids are never reused, so a new mailbox never meets a
+  // leftover.
+  std::vector<std::string> dirs;
+  s = env->list_dir(user_dir + "/mbox", &dirs);
+  if (!s.is_ok()) return s;
+  for (const std::string& n : dirs) {
+    unsigned id = 0;
+    if (n.size() == 8 && sscanf(n.c_str(), "%8x", &id) == 1 && id >= um->next_id_)
+      um->next_id_ = id + 1;
+  }
   s = um->open_segments(report);
   if (!s.is_ok()) return s;
   if (missing) {
@@ -295,9 +306,7 @@ Status UserMail::delete_mailbox(std::string_view name) {
 // The name is gone durably; the files are garbage now (fsck and compaction clean up leftovers).
 void UserMail::remove_mailbox_files(uint32_t id) {
   std::string d = mailbox_dir(id);
-  (void)env_->remove(d + "/index");
-  (void)env_->remove(d + "/log");
-  (void)env_->remove(d);
+  (void)env_->remove_tree(d);
 }
 
 Status UserMail::rename_mailbox(std::string_view from, std::string_view to) {
