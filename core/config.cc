@@ -27,6 +27,12 @@ constexpr int64_t kNoLimit = INT64_MAX;
 const Setting kSettings[] = {
     {"data_dir", Kind::string, 1, 4096, &Config::data_dir, nullptr},
     {"imap_listen", Kind::string, 1, 300, &Config::imap_listen, nullptr},
+    {"imaps_listen", Kind::string, 0, 300, &Config::imaps_listen, nullptr},
+    {"tls_cert", Kind::string, 0, 4096, &Config::tls_cert, nullptr},
+    {"tls_key", Kind::string, 0, 4096, &Config::tls_key, nullptr},
+    {"tls_ciphers", Kind::string, 1, 4096, &Config::tls_ciphers, nullptr},
+    {"tls_min_version", Kind::string, 3, 3, &Config::tls_min_version, nullptr},
+    {"allow_plaintext_auth", Kind::integer, 0, 1, nullptr, &Config::allow_plaintext_auth},
     {"threads", Kind::integer, 0, 1024, nullptr, &Config::threads},
     {"log_level", Kind::string, 1, 16, &Config::log_level, nullptr},
     {"preauth_timeout_s", Kind::integer, 1, 3600, nullptr, &Config::preauth_timeout_s},
@@ -238,6 +244,18 @@ bool Config::load_file(const std::string& path, std::string* error) {
 bool Config::finish(std::string* error) {
   if (!parse_listen_address(imap_listen, &imap_address)) {
     *error = "imap_listen: cannot parse " + quote_value(imap_listen);
+    return false;
+  }
+  if (!imaps_listen.empty() && !parse_listen_address(imaps_listen, &imaps_address)) {
+    *error = "imaps_listen: cannot parse " + quote_value(imaps_listen);
+    return false;
+  }
+  if (tls_min_version != "1.2" && tls_min_version != "1.3") {
+    *error = "tls_min_version: expected \"1.2\" or \"1.3\", got " + quote_value(tls_min_version);
+    return false;
+  }
+  if (tls_cert.empty() != tls_key.empty()) {
+    *error = "tls_cert and tls_key: give both (or neither, for a self-signed certificate)";
     return false;
   }
   return true;

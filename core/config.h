@@ -26,6 +26,19 @@ bool parse_listen_address(std::string_view text, ListenAddress* out);
 struct Config {
   std::string data_dir = "./var";
   std::string imap_listen = "127.0.0.1:1143";
+  std::string imaps_listen = "127.0.0.1:1993";  // implicit TLS; "" turns it off
+  // PEM files. Neither given: a self-signed certificate made on first start in DATA/tls/.
+  std::string tls_cert;
+  std::string tls_key;
+  // TLS 1.3 suites, then TLS 1.2 ones with forward secrecy and AEAD only.
+  std::string tls_ciphers =
+      "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+      "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+  std::string tls_min_version = "1.2";
+  // LOGIN and AUTHENTICATE on a connection without TLS (loopback tests, a TLS proxy in front).
+  int64_t allow_plaintext_auth = 0;
   int64_t threads = 0;  // 0: one per CPU the process may run on
   std::string log_level = "info";
   int64_t preauth_timeout_s = 60;
@@ -63,7 +76,8 @@ struct Config {
   // Cross-setting checks and derived values, after everything is loaded.
   bool finish(std::string* error);
 
-  ListenAddress imap_address;  // filled by finish()
+  ListenAddress imap_address;   // filled by finish()
+  ListenAddress imaps_address;  // ... when imaps_listen is set
 };
 
 }  // namespace ringmail

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/out_queue.h"
+#include "core/tls.h"
 
 namespace ringmail {
 
@@ -62,7 +63,8 @@ struct alignas(16) Connection {
   bool dirty = false;        // in the reactor's flush list
   bool cancel_sent = false;  // a cancel for the armed recv is on its way
   bool send_cancel_sent = false;
-  bool closing_notified = false;  // Session::on_closing has been called
+  bool closing_notified = false;   // Session::on_closing has been called
+  bool tls_shutdown_sent = false;  // close_notify queued
   TimeoutClass timeout_class = TimeoutClass::preauth;
   uint32_t handoff_target = 0;
 
@@ -73,10 +75,21 @@ struct alignas(16) Connection {
 
   void* send_op = nullptr;  // the in-flight sendmsg's header and iovecs
 
-  sockaddr_in6 peer{};  // IPv4 peers as v4-mapped addresses
-  std::string input;    // unprocessed input; empty (no heap) for an idle connection
-  OutQueue out;
+  sockaddr_in6 peer{};             // IPv4 peers as v4-mapped addresses
+  std::string input;               // unprocessed input; empty (no heap) for an idle connection
+  OutQueue out;                    // plaintext; under TLS encrypted into tls->wire_out when sent
+  std::unique_ptr<TlsStream> tls;  // implicit TLS, or after STARTTLS
   std::unique_ptr<Session> session;
+
+  // Output not yet sent, in clear or encrypted (what backpressure counts).
+  size_t output_bytes() const { return out.bytes() + (tls ? tls->wire_out.bytes() : 0); }
+  // Something can be sent now (a TLS connection's plaintext waits for the handshake).
+  bool sendable() const {
+    if (!tls) return !out.empty();
+    return !tls->wire_out.empty() || (!out.empty() && (tls->plain_first > 0 || tls->established()));
+  }
+  // STARTTLS: what is queued now (the OK) goes in clear, everything after through `ctx`.
+  bool start_tls(WOLFSSL_CTX* ctx);
 
   // Queues bytes for the client; sent at the end of this reactor tick.
   void write(std::string_view data);

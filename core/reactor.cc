@@ -47,8 +47,16 @@ std::string Connection::peer_text() const {
   return buf;
 }
 
-Reactor::Reactor(uint32_t index, RuntimeShared* shared, int listen_fd)
-    : index_(index), shared_(shared), listen_fd_(listen_fd) {}
+bool Connection::start_tls(WOLFSSL_CTX* ctx) {
+  auto t = std::make_unique<TlsStream>(ctx);
+  if (!t->valid()) return false;
+  t->plain_first = out.bytes();
+  tls = std::move(t);
+  return true;
+}
+
+Reactor::Reactor(uint32_t index, RuntimeShared* shared, int listen_fd, int listen_tls_fd)
+    : index_(index), shared_(shared), listen_fd_(listen_fd), listen_tls_fd_(listen_tls_fd) {}
 
 Reactor::~Reactor() {
   HelperJob* job = nullptr;
@@ -65,6 +73,7 @@ Reactor::~Reactor() {
   free(buf_ring_);
   if (wake_fd_ >= 0) close(wake_fd_);
   if (listen_fd_ >= 0) close(listen_fd_);
+  if (listen_tls_fd_ >= 0) close(listen_tls_fd_);
 }
 
 bool Reactor::init(std::string* error) {
@@ -193,7 +202,8 @@ void Reactor::on_cqe(const io_uring_cqe* cqe) {
   uint64_t data = cqe->user_data;
   void* ptr = reinterpret_cast<void*>(data & ~kTagMask);
   switch (static_cast<Tag>(data & kTagMask)) {
-    case kTagAccept: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE); break;
+    case kTagAccept: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE, false); break;
+    case kTagAcceptTls: on_accept(cqe->res, cqe->flags & IORING_CQE_F_MORE, true); break;
     case kTagRecv: on_recv(*static_cast<Connection*>(ptr), cqe); break;
     case kTagSend: on_send(*static_cast<Connection*>(ptr), cqe->res); break;
     case kTagTick:
@@ -216,11 +226,18 @@ void Reactor::on_cqe(const io_uring_cqe* cqe) {
 }
 
 void Reactor::arm_accept() {
-  if (listen_fd_ < 0 || accept_armed_) return;
-  io_uring_sqe* s = sqe();
-  io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, pack(this, kTagAccept));
-  accept_armed_ = true;
+  if (listen_fd_ >= 0 && !accept_armed_) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, pack(this, kTagAccept));
+    accept_armed_ = true;
+  }
+  if (listen_tls_fd_ >= 0 && !accept_tls_armed_) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_multishot_accept(s, listen_tls_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, pack(this, kTagAcceptTls));
+    accept_tls_armed_ = true;
+  }
 }
 
 void Reactor::arm_wake() {
@@ -271,8 +288,8 @@ void Reactor::release_buffer(uint16_t bid) {
 
 // ---- Accepting ------------------------------------------------------------------------------
 
-void Reactor::on_accept(int res, bool more) {
-  if (!more) accept_armed_ = false;
+void Reactor::on_accept(int res, bool more, bool tls) {
+  if (!more) (tls ? accept_tls_armed_ : accept_armed_) = false;
   if (res < 0) {
     if (res != -ECANCELED)
       RM_LOG(warn, "accept_failed").kv("core", index_).kv("error", strerror(-res));
@@ -305,26 +322,45 @@ void Reactor::on_accept(int res, bool more) {
         memcpy(&c->peer.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
       }
     }
+    if (tls) {
+      WOLFSSL_CTX* ctx = shared_->tls_ctx.load(std::memory_order_acquire);
+      if (ctx) c->tls = std::make_unique<TlsStream>(ctx);
+      if (!c->tls || !c->tls->valid()) {
+        RM_LOG(error, "tls_session_failed").kv("core", index_).kv("peer", c->peer_text());
+        close(res);
+        delete c;
+        if (!accept_tls_armed_ && !shutting_down_) arm_accept();
+        return;
+      }
+    }
     connections_++;
     c->timeout_class = TimeoutClass::preauth;
     list_add(*c);
-    RM_LOG(debug, "accept").kv("core", index_).kv("conn", c->id).kv("peer", c->peer_text());
+    RM_LOG(debug, "accept")
+        .kv("core", index_)
+        .kv("conn", c->id)
+        .kv("peer", c->peer_text())
+        .kv("tls", tls ? "yes" : "no");
     shared_->protocol->on_accept(*c);
     settle(*c);
   }
-  if (!accept_armed_ && !shutting_down_) arm_accept();
+  if ((!accept_armed_ || !accept_tls_armed_) && !shutting_down_) arm_accept();
 }
 
 void Reactor::close_listener() {
-  if (listen_fd_ < 0) return;
-  if (accept_armed_) cancel(pack(this, kTagAccept));
-  // The cancel holds its own reference to the file; closing our descriptor now stops the port
-  // from taking new connections once every reactor has done the same.
-  io_uring_sqe* s = sqe();
-  io_uring_prep_close(s, listen_fd_);
-  io_uring_sqe_set_data64(s, pack(nullptr, kTagIgnore));
-  s->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  listen_fd_ = -1;
+  for (int* fd : {&listen_fd_, &listen_tls_fd_}) {
+    if (*fd < 0) continue;
+    bool tls = fd == &listen_tls_fd_;
+    if (tls ? accept_tls_armed_ : accept_armed_)
+      cancel(pack(this, tls ? kTagAcceptTls : kTagAccept));
+    // The cancel holds its own reference to the file; closing our descriptor now stops the port
+    // from taking new connections once every reactor has done the same.
+    io_uring_sqe* s = sqe();
+    io_uring_prep_close(s, *fd);
+    io_uring_sqe_set_data64(s, pack(nullptr, kTagIgnore));
+    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    *fd = -1;
+  }
 }
 
 // ---- Input ----------------------------------------------------------------------------------
@@ -341,16 +377,10 @@ void Reactor::on_recv(Connection& c, const io_uring_cqe* cqe) {
     if (res > 0 && !c.closing && !c.close_now) {
       std::string_view data(buf_base_ + size_t{bid} * kRecvBufferBytes, static_cast<size_t>(res));
       touch(c);
-      if (c.input.empty() && !c.input_paused && !c.handoff_pending &&
-          c.out.bytes() <= static_cast<size_t>(config().output_bytes_max)) {
-        // The common case: whole commands straight from the provided buffer, no copy.
-        size_t used = c.session->on_input(c, data);
-        RM_ASSERT(used <= data.size());
-        if (used < data.size()) c.input.assign(data.substr(used));
-      } else {
-        c.input.append(data);
-        process_input(c);
-      }
+      if (c.tls)
+        tls_input(c, data);
+      else
+        deliver_input(c, data);
     }
     release_buffer(bid);
   }
@@ -370,6 +400,61 @@ void Reactor::on_recv(Connection& c, const io_uring_cqe* cqe) {
   settle(c);
 }
 
+void Reactor::deliver_input(Connection& c, std::string_view data) {
+  if (c.input.empty() && !c.input_paused && !c.handoff_pending &&
+      c.output_bytes() <= static_cast<size_t>(config().output_bytes_max)) {
+    // The common case: whole commands straight from the buffer, no copy.
+    size_t used = c.session->on_input(c, data);
+    RM_ASSERT(used <= data.size());
+    if (used < data.size()) c.input.assign(data.substr(used));
+  } else {
+    c.input.append(data);
+    process_input(c);
+  }
+}
+
+void Reactor::tls_input(Connection& c, std::string_view wire) {
+  TlsStream& t = *c.tls;
+  t.feed(wire);
+  if (!t.established()) {
+    int rc = t.handshake();
+    if (!t.wire_out.empty()) mark_dirty(c);
+    if (rc < 0) {
+      RM_LOG(info, "tls_handshake_failed")
+          .kv("core", index_)
+          .kv("conn", c.id)
+          .kv("peer", c.peer_text())
+          .kv("error", t.error());
+      c.close_now = true;
+      return;
+    }
+    if (rc == 0) return;
+    RM_LOG(debug, "tls_established")
+        .kv("conn", c.id)
+        .kv("version", t.version())
+        .kv("cipher", t.cipher());
+    if (!c.out.empty()) mark_dirty(c);  // the greeting waited for the handshake
+  }
+  char buf[16384];
+  for (;;) {
+    int n = t.read(buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (t.peer_closed()) {
+        c.peer_closed = true;
+      } else {
+        RM_LOG(info, "tls_error").kv("conn", c.id).kv("peer", c.peer_text()).kv("error", t.error());
+        c.close_now = true;
+      }
+      break;
+    }
+    deliver_input(c, std::string_view(buf, static_cast<size_t>(n)));
+    // STARTTLS cannot come over TLS, and a session that closed takes nothing more.
+    if (c.close_now || c.closing || !c.tls) break;
+  }
+  if (c.tls && !c.tls->wire_out.empty()) mark_dirty(c);  // alerts, session tickets, key updates
+}
+
 size_t Reactor::input_limit(const Connection& c) const {
   size_t base = static_cast<size_t>(config().pending_input_bytes_max);
   return c.session ? base + c.session->input_reserve() : base;
@@ -377,7 +462,7 @@ size_t Reactor::input_limit(const Connection& c) const {
 
 void Reactor::process_input(Connection& c) {
   if (c.input.empty() || c.input_paused || c.handoff_pending || c.closing || c.close_now) return;
-  if (c.out.bytes() > static_cast<size_t>(config().output_bytes_max)) return;
+  if (c.output_bytes() > static_cast<size_t>(config().output_bytes_max)) return;
   size_t used = c.session->on_input(c, c.input);
   RM_ASSERT(used <= c.input.size());
   c.input.erase(0, used);
@@ -395,7 +480,31 @@ void Reactor::mark_dirty(Connection& c) {
 }
 
 void Reactor::send(Connection& c) {
-  RM_ASSERT(!c.send_in_flight && !c.out.empty());
+  RM_ASSERT(!c.send_in_flight && c.sendable());
+  OutQueue* q = &c.out;
+  if (c.tls && c.tls->plain_first == 0) {
+    // Encrypt what the session queued (only once the handshake is done), send the ciphertext.
+    if (c.tls->established() && !c.out.empty()) {
+      iovec iov[16];
+      while (!c.out.empty()) {
+        int n = c.out.fill(iov, 16);
+        size_t taken = 0;
+        bool ok = true;
+        for (int i = 0; i < n && ok; i++) {
+          ok = c.tls->write(std::string_view(static_cast<char*>(iov[i].iov_base), iov[i].iov_len));
+          taken += iov[i].iov_len;
+        }
+        c.out.consume(taken);
+        if (!ok) {
+          RM_LOG(info, "tls_error").kv("conn", c.id).kv("error", c.tls->error());
+          c.close_now = true;
+          return;
+        }
+      }
+    }
+    q = &c.tls->wire_out;
+    if (q->empty()) return;
+  }
   SendOp* op;
   if (send_ops_free_.empty()) {
     op = new SendOp();
@@ -405,7 +514,8 @@ void Reactor::send(Connection& c) {
   }
   memset(&op->msg, 0, sizeof op->msg);
   op->msg.msg_iov = op->iov;
-  op->msg.msg_iovlen = static_cast<size_t>(c.out.fill(op->iov, 16));
+  op->msg.msg_iovlen = static_cast<size_t>(q->fill(op->iov, 16));
+  op->queue = q;
   io_uring_sqe* s = sqe();
   io_uring_prep_sendmsg(s, c.fd, &op->msg, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, pack(&c, kTagSend));
@@ -420,17 +530,20 @@ void Reactor::on_send(Connection& c, int res) {
   c.ops_in_flight--;
   auto* op = static_cast<SendOp*>(c.send_op);
   c.send_op = nullptr;
+  OutQueue* q = op->queue;
   if (send_ops_free_.size() < 64)
     send_ops_free_.emplace_back(op);
   else
     delete op;
   if (res > 0) {
-    c.out.consume(static_cast<size_t>(res));
+    q->consume(static_cast<size_t>(res));
+    if (q == &c.out && c.tls && c.tls->plain_first > 0)
+      c.tls->plain_first -= std::min(c.tls->plain_first, static_cast<size_t>(res));
   } else if (res != -EAGAIN && res != -EINTR) {
     c.close_now = true;  // the peer is gone (EPIPE, ECONNRESET) or we cancelled it
   }
   if (c.session && !c.close_now && !c.closing) c.session->on_writable(c);
-  if (!c.out.empty()) mark_dirty(c);
+  if (c.sendable()) mark_dirty(c);
   process_input(c);  // output may have been what held input back
   settle(c);
 }
@@ -462,7 +575,7 @@ void Reactor::flush() {
   for (size_t i = 0; i < dirty_.size(); i++) {
     Connection* c = dirty_[i];
     c->dirty = false;
-    if (!c->close_now && !c->send_in_flight && !c->out.empty()) send(*c);
+    if (!c->close_now && !c->send_in_flight && c->sendable()) send(*c);
     settle(*c);
   }
   dirty_.clear();
@@ -493,7 +606,7 @@ void Reactor::flush() {
 void Reactor::settle(Connection& c) {
   if (c.dirty) return;  // flush() settles it after sending
   if (c.peer_closed && !c.closing && !c.input_paused && !c.handoff_pending &&
-      c.out.bytes() <= static_cast<size_t>(config().output_bytes_max)) {
+      c.output_bytes() <= static_cast<size_t>(config().output_bytes_max)) {
     // Nothing holds the input back, so what is left of it is an incomplete command that can
     // never complete: the client's last word has been answered.
     c.closing = true;
@@ -512,7 +625,15 @@ void Reactor::settle_close(Connection& c) {
     c.closing_notified = true;
     c.session->on_closing(c);
   }
-  if (c.closing && !c.close_now && (c.send_in_flight || !c.out.empty())) return;  // flushing
+  if (c.closing && !c.close_now && c.tls && c.tls->established() && !c.tls_shutdown_sent) {
+    // close_notify after the last words, so the client sees a clean end of the stream.
+    c.tls_shutdown_sent = true;
+    if (!c.send_in_flight && c.sendable()) send(c);  // encrypts what is queued first
+    c.tls->shutdown();
+    mark_dirty(c);
+    return;
+  }
+  if (c.closing && !c.close_now && (c.send_in_flight || c.sendable())) return;  // flushing
   if (c.timeout_class != TimeoutClass::none) {
     list_remove(c);
     c.timeout_class = TimeoutClass::none;
@@ -555,7 +676,7 @@ void Reactor::settle_handoff(Connection& c) {
     return;
   }
   if (c.send_in_flight || c.ops_in_flight > 0) return;
-  if (!c.out.empty()) {
+  if (c.sendable()) {
     mark_dirty(c);
     return;
   }

@@ -60,13 +60,16 @@ struct RuntimeShared {
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> handoffs_in_flight{0};
   bool have_msg_ring = false;
+  // The TLS context new connections use; replaced on SIGHUP (contexts live until shutdown).
+  std::atomic<WOLFSSL_CTX*> tls_ctx{nullptr};
 };
 
 class Reactor {
  public:
   static constexpr size_t kHandoffRingEntries = 1024;
 
-  Reactor(uint32_t index, RuntimeShared* shared, int listen_fd);
+  // `listen_tls_fd` (or -1): the implicit-TLS port (IMAPS).
+  Reactor(uint32_t index, RuntimeShared* shared, int listen_fd, int listen_tls_fd = -1);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -80,6 +83,7 @@ class Reactor {
   const Config& config() const { return *shared_->config; }
   RoutingTable& routing() { return *shared_->routing; }
   CoreLocal* core_local() { return local_.get(); }
+  WOLFSSL_CTX* tls_context() const { return shared_->tls_ctx.load(std::memory_order_acquire); }
   bool stopping() const { return shared_->stopping.load(std::memory_order_acquire); }
   uint64_t now_ms() const { return now_ms_; }
   size_t connections() const { return connections_; }
@@ -128,6 +132,7 @@ class Reactor {
     kTagIgnore = 7,
     kTagMsgRing = 8,  // our MSG_RING to another reactor failed; the pointer is that reactor
     kTagOp = 9,       // an IoOp
+    kTagAcceptTls = 10,
   };
   static_assert(alignof(Connection) >= 16, "completion tags live in the low 4 pointer bits");
   static uint64_t pack(const void* p, Tag t) { return reinterpret_cast<uintptr_t>(p) | t; }
@@ -139,7 +144,11 @@ class Reactor {
   void arm_tick();
   void cancel(uint64_t user_data);
   void on_cqe(const io_uring_cqe* cqe);
-  void on_accept(int res, bool more);
+  void on_accept(int res, bool more, bool tls);
+  // Ciphertext arrived on a TLS connection: handshake, then plaintext to the session.
+  void tls_input(Connection& c, std::string_view wire);
+  // Plaintext input for the session (from the socket or from TLS).
+  void deliver_input(Connection& c, std::string_view data);
   void on_recv(Connection& c, const io_uring_cqe* cqe);
   void on_send(Connection& c, int res);
   void on_tick();
@@ -174,6 +183,8 @@ class Reactor {
   const uint32_t index_;
   RuntimeShared* const shared_;
   int listen_fd_;
+  int listen_tls_fd_;
+  bool accept_tls_armed_ = false;
   io_uring ring_{};
   bool ring_ready_ = false;
   int wake_fd_ = -1;
@@ -208,6 +219,7 @@ class Reactor {
   struct SendOp {
     msghdr msg;
     iovec iov[16];
+    OutQueue* queue;  // the connection's plaintext, or its TLS ciphertext
   };
   std::vector<std::unique_ptr<SendOp>> send_ops_free_;
 };

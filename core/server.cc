@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include "core/assert.h"
 #include "core/listener.h"
 #include "core/log.h"
+#include "core/tls.h"
 
 namespace ringmail {
 namespace {
@@ -49,6 +51,45 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
+// The TLS settings in effect: the configured files, or the self-signed pair in DATA/tls/ (made on
+// first start).
+bool tls_settings(const Config& config, TlsSettings* s, std::string* error) {
+  s->ciphers = config.tls_ciphers;
+  s->min_version = config.tls_min_version;
+  if (!config.tls_cert.empty()) {
+    s->cert_file = config.tls_cert;
+    s->key_file = config.tls_key;
+    return true;
+  }
+  std::string dir = config.data_dir + "/tls";
+  for (const std::string& d : {config.data_dir, dir}) {
+    if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+      *error = "cannot create " + d + ": " + strerror(errno);
+      return false;
+    }
+  }
+  s->cert_file = dir + "/self-signed-cert.pem";
+  s->key_file = dir + "/self-signed-key.pem";
+  bool created = false;
+  if (!tls_ensure_self_signed(s->cert_file, s->key_file, &created, error)) return false;
+  if (created)
+    RM_LOG(warn, "tls_self_signed_created").kv("cert", s->cert_file).kv("key", s->key_file);
+  return true;
+}
+
+WOLFSSL_CTX* load_tls(const Config& config, std::string* error) {
+  TlsSettings s;
+  if (!tls_settings(config, &s, error)) return nullptr;
+  std::string fingerprint;
+  WOLFSSL_CTX* ctx = tls_make_context(s, &fingerprint, error);
+  if (ctx)
+    RM_LOG(info, "tls_ready")
+        .kv("cert", s.cert_file)
+        .kv("sha256", fingerprint)
+        .kv("min_version", s.min_version);
+  return ctx;
+}
+
 }  // namespace
 
 bool check_io_uring(std::string* error, bool* have_msg_ring) {
@@ -71,7 +112,8 @@ bool check_io_uring(std::string* error, bool* have_msg_ring) {
   } needed[] = {{IORING_OP_ACCEPT, "ACCEPT"},   {IORING_OP_RECV, "RECV"},
                 {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_TIMEOUT, "TIMEOUT"},
                 {IORING_OP_READ, "READ"},       {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
-                {IORING_OP_CLOSE, "CLOSE"}};
+                {IORING_OP_CLOSE, "CLOSE"},     {IORING_OP_WRITE, "WRITE"},
+                {IORING_OP_FSYNC, "FSYNC"}};
   bool ok = probe != nullptr;
   if (!probe) *error = "io_uring cannot report its features (kernel too old; needs Linux 6.0+)";
   for (const auto& n : needed) {
@@ -107,10 +149,26 @@ int run_server(const Config& config, Protocol& protocol) {
   std::vector<int> cpus = allowed_cpus();
   size_t threads = config.threads > 0 ? static_cast<size_t>(config.threads) : cpus.size();
 
-  std::vector<int> listen_fds;
-  std::string bound;
-  if (!open_listeners(config.imap_address, threads, &listen_fds, &bound, &error)) {
+  tls_init();
+  std::vector<WOLFSSL_CTX*> tls_contexts;  // the current one last; freed after the reactors
+  if (WOLFSSL_CTX* ctx = load_tls(config, &error)) {
+    tls_contexts.push_back(ctx);
+  } else {
+    RM_LOG(error, "start_failed").kv("reason", error);
+    fprintf(stderr, "ringmaild: TLS: %s\n", error.c_str());
+    tls_cleanup();
+    return 1;
+  }
+
+  std::vector<int> listen_fds, tls_fds;
+  std::string bound, tls_bound;
+  if (!open_listeners(config.imap_address, threads, &listen_fds, &bound, &error) ||
+      (!config.imaps_listen.empty() &&
+       !open_listeners(config.imaps_address, threads, &tls_fds, &tls_bound, &error))) {
     fprintf(stderr, "ringmaild: %s\n", error.c_str());
+    for (int fd : listen_fds) close(fd);
+    for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
+    tls_cleanup();
     return 1;
   }
 
@@ -119,6 +177,7 @@ int run_server(const Config& config, Protocol& protocol) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the TLS certificate and key
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails with EFBIG: a full disk
@@ -131,9 +190,11 @@ int run_server(const Config& config, Protocol& protocol) {
   shared.routing = &routing;
   shared.helpers = &helpers;
   shared.have_msg_ring = have_msg_ring;
+  shared.tls_ctx.store(tls_contexts.back(), std::memory_order_release);
   std::vector<std::unique_ptr<Reactor>> reactors;
   for (size_t i = 0; i < threads; i++) {
-    reactors.push_back(std::make_unique<Reactor>(static_cast<uint32_t>(i), &shared, listen_fds[i]));
+    reactors.push_back(std::make_unique<Reactor>(static_cast<uint32_t>(i), &shared, listen_fds[i],
+                                                 tls_fds.empty() ? -1 : tls_fds[i]));
     shared.reactors.push_back(reactors.back().get());
   }
 
@@ -154,6 +215,7 @@ int run_server(const Config& config, Protocol& protocol) {
       ready.count_down();
       go.wait();
       if (!init_failed) reactors[i]->run();
+      tls_thread_exit();
     });
   }
   ready.wait();
@@ -173,8 +235,22 @@ int run_server(const Config& config, Protocol& protocol) {
         .kv("addr", bound)
         .kv("threads", threads)
         .kv("cross_core_wake", have_msg_ring ? "msg_ring" : "eventfd");
+    if (!tls_bound.empty()) RM_LOG(info, "listening").kv("proto", "imaps").kv("addr", tls_bound);
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+      sigwait(&stop_signals, &sig);
+      if (sig != SIGHUP) break;
+      // New connections get the new context; established ones keep theirs.
+      if (WOLFSSL_CTX* ctx = load_tls(config, &error)) {
+        tls_contexts.push_back(ctx);
+        shared.tls_ctx.store(ctx, std::memory_order_release);
+        RM_LOG(info, "tls_reloaded");
+      } else {
+        RM_LOG(error, "tls_reload_failed")
+            .kv("reason", error)
+            .kv("kept", "the previous certificate");
+      }
+    }
     RM_LOG(info, "shutdown").kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     shared.stopping.store(true, std::memory_order_seq_cst);
     for (auto& r : reactors) r->wake();
@@ -182,6 +258,8 @@ int run_server(const Config& config, Protocol& protocol) {
   for (std::thread& t : workers) t.join();
   helpers.stop();
   reactors.clear();
+  for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
+  tls_cleanup();
   if (exit_code == 0) RM_LOG(info, "stopped");
   return exit_code;
 }

@@ -42,7 +42,7 @@ std::unique_ptr<CoreLocal> ImapProtocol::make_core_local(Reactor& r) {
 
 void ImapProtocol::on_accept(Connection& c) {
   auto s = std::make_unique<ImapSession>();
-  c.write("* OK [CAPABILITY " + s->capabilities_text() + "] ringmail ready\r\n");
+  c.write("* OK [CAPABILITY " + s->capabilities_text(c) + "] ringmail ready\r\n");
   c.session = std::move(s);
 }
 
@@ -50,10 +50,12 @@ void ImapProtocol::on_flush(Reactor& r) {
   static_cast<ImapCore*>(r.core_local())->flush();
 }
 
-std::string ImapSession::capabilities_text() const {
+std::string ImapSession::capabilities_text(const Connection& c) const {
   std::string caps = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR";
   if (state_ == State::not_authenticated) {
-    caps += " AUTH=PLAIN ID ENABLE";
+    if (!c.tls && c.reactor->tls_context()) caps += " STARTTLS";
+    caps += auth_allowed(c) ? " AUTH=PLAIN" : " LOGINDISABLED";
+    caps += " ID ENABLE";
     return caps;
   }
   caps +=
@@ -103,7 +105,7 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
   const size_t output_max = static_cast<size_t>(c.reactor->config().output_bytes_max);
   while (consumed < input.size()) {
     if (c.input_paused || c.closing || c.close_now || c.handoff_pending) break;
-    if (c.out.bytes() > output_max) break;  // resumes when the client has read some output
+    if (c.output_bytes() > output_max) break;  // resumes when the client has read some output
     std::string_view rest = input.substr(consumed);
     if (spool_ && spool_->left > 0) {
       consumed += spool_take(c, rest);
@@ -211,6 +213,12 @@ size_t ImapSession::on_input(Connection& c, std::string_view input) {
         else
           execute(c, rest.substr(0, n));
         consumed += n;
+        if (starttls_discard_) {
+          // Bytes after STARTTLS came in clear: none of them may count as a command (the
+          // command-injection attack on STARTTLS).
+          starttls_discard_ = false;
+          return input.size();
+        }
         break;
       }
     }
@@ -344,7 +352,6 @@ void ImapSession::spool_execute(Connection& c, std::string_view tail) {
 
 bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
                                      std::string* refusal) const {
-  (void)c;
   CommandReader r(head);
   std::string_view tag, cmd;
   if (!r.tag(&tag) || !r.sp() || !r.atom(&cmd)) {
@@ -356,6 +363,10 @@ bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
     return false;
   }
   if (state_ == State::not_authenticated) {
+    if ((iequals(cmd, "LOGIN") || iequals(cmd, "AUTHENTICATE")) && !auth_allowed(c)) {
+      *refusal = std::string(tag) + " NO [PRIVACYREQUIRED] Authentication needs TLS\r\n";
+      return false;
+    }
     if (iequals(cmd, "LOGIN") || iequals(cmd, "AUTHENTICATE")) return true;
     *refusal = std::string(tag) + " BAD Literal not expected here\r\n";
     return false;
@@ -416,7 +427,7 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
       iequals(cmd, "CHECK")) {
     if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
     if (iequals(cmd, "CAPABILITY")) {
-      c.write("* CAPABILITY " + capabilities_text() + "\r\n");
+      c.write("* CAPABILITY " + capabilities_text(c) + "\r\n");
       return respond(c, tag, "OK CAPABILITY completed");
     }
     if (iequals(cmd, "LOGOUT")) {
@@ -435,7 +446,7 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
     if (iequals(cmd, "LOGIN")) return cmd_login(c, tag, r);
     if (iequals(cmd, "AUTHENTICATE")) return cmd_authenticate(c, tag, r);
     if (iequals(cmd, "ENABLE")) return respond(c, tag, "BAD Log in first");
-    if (iequals(cmd, "STARTTLS")) return respond(c, tag, "BAD STARTTLS is not offered here");
+    if (iequals(cmd, "STARTTLS")) return cmd_starttls(c, tag, r);
     static const char* const kAfterLogin[] = {
         "SELECT",      "EXAMINE", "LIST",    "LSUB",  "CREATE",    "DELETE", "RENAME", "SUBSCRIBE",
         "UNSUBSCRIBE", "STATUS",  "APPEND",  "IDLE",  "NAMESPACE", "FETCH",  "STORE",  "COPY",
@@ -446,6 +457,7 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
   }
   if (iequals(cmd, "LOGIN") || iequals(cmd, "AUTHENTICATE"))
     return respond(c, tag, "BAD Already authenticated");
+  if (iequals(cmd, "STARTTLS")) return respond(c, tag, "BAD STARTTLS is only allowed before login");
   // Authenticated and selected.
   if (iequals(cmd, "ENABLE")) return cmd_enable(c, tag, r);
   if (iequals(cmd, "SELECT")) return cmd_select(c, tag, r, false);
@@ -573,7 +585,30 @@ void ImapSession::cmd_enable(Connection& c, std::string_view tag, CommandReader&
 
 // ---- Authentication -------------------------------------------------------------------------
 
+bool ImapSession::auth_allowed(const Connection& c) const {
+  return c.tls != nullptr || c.reactor->config().allow_plaintext_auth != 0;
+}
+
+// RFC 9051 section 6.2.1. What the client sent after the command line was sent in clear before
+// the negotiation: it is discarded (on_input), never taken as commands under TLS.
+void ImapSession::cmd_starttls(Connection& c, std::string_view tag, CommandReader& r) {
+  if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  if (c.tls) return respond(c, tag, "BAD TLS is already active");
+  WOLFSSL_CTX* ctx = c.reactor->tls_context();
+  if (!ctx) return respond(c, tag, "NO [UNAVAILABLE] TLS is not configured");
+  respond(c, tag, "OK Begin TLS negotiation now");
+  if (!c.start_tls(ctx)) {
+    RM_LOG(error, "tls_session_failed").kv("conn", c.id).kv("peer", c.peer_text());
+    c.close_after_flush();
+    return;
+  }
+  starttls_discard_ = true;
+}
+
 void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& r) {
+  if (!auth_allowed(c))
+    return respond(c, tag,
+                   "NO [PRIVACYREQUIRED] LOGIN needs TLS: use STARTTLS or the IMAPS port first");
   std::string user_scratch, pass_scratch;
   std::string_view user_arg, password;
   if (!r.sp() || !r.astring(&user_arg, &user_scratch) || !r.sp() ||
@@ -585,6 +620,10 @@ void ImapSession::cmd_login(Connection& c, std::string_view tag, CommandReader& 
 }
 
 void ImapSession::cmd_authenticate(Connection& c, std::string_view tag, CommandReader& r) {
+  if (!auth_allowed(c))
+    return respond(c, tag,
+                   "NO [PRIVACYREQUIRED] AUTHENTICATE needs TLS: use STARTTLS or the IMAPS port "
+                   "first");
   std::string_view mech, initial;
   if (!r.sp() || !r.atom(&mech)) return respond(c, tag, "BAD Expected: AUTHENTICATE mechanism");
   if (!iequals(mech, "PLAIN"))
@@ -771,7 +810,7 @@ void ImapSession::on_mail_ready(Connection& c, OpenUser* user, const Status& s) 
   appendlimit_ = static_cast<uint64_t>(c.reactor->config().message_bytes_max);
   c.reactor->set_timeout_class(c, TimeoutClass::idle);
   respond(c, tag,
-          "OK [CAPABILITY " + capabilities_text() + "] " +
+          "OK [CAPABILITY " + capabilities_text(c) + "] " +
               (strcmp(mech_, "LOGIN") == 0 ? "LOGIN" : "AUTHENTICATE") + " completed");
   c.reactor->mark_dirty(c);
 }

@@ -30,7 +30,7 @@ class ImapSession : public Session {
  public:
   enum class State : uint8_t { not_authenticated, authenticated, selected, logout };
 
-  std::string capabilities_text() const;
+  std::string capabilities_text(const Connection& c) const;
   size_t on_input(Connection& c, std::string_view input) override;
   void on_adopted(Connection& c) override;
   void on_timeout(Connection& c) override;
@@ -77,6 +77,8 @@ class ImapSession : public Session {
   ImapRevision revision() const { return rev2_ ? ImapRevision::rev2 : ImapRevision::rev1; }
 
   // Authentication (session.cc).
+  bool auth_allowed(const Connection& c) const;  // TLS is on, or plaintext auth is allowed
+  void cmd_starttls(Connection& c, std::string_view tag, CommandReader& r);
   void cmd_login(Connection& c, std::string_view tag, CommandReader& r);
   void cmd_authenticate(Connection& c, std::string_view tag, CommandReader& r);
   void sasl_response(Connection& c, std::string_view line);
@@ -145,7 +147,8 @@ class ImapSession : public Session {
   uint64_t input_reserved_ = 0;  // of ImapCore::literal_bytes, for the command being read
   OpenUser* open_ = nullptr;
 
-  bool sasl_wait_ = false;  // AUTHENTICATE PLAIN waits for the client's response line
+  bool starttls_discard_ = false;  // STARTTLS answered: the rest of the input is dropped
+  bool sasl_wait_ = false;         // AUTHENTICATE PLAIN waits for the client's response line
   std::string sasl_tag_;
 
   bool durable_pending_ = false;  // the tagged response below waits for the group commit

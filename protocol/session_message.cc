@@ -438,7 +438,7 @@ void ImapSession::cmd_fetch(Connection& c, std::string_view tag, CommandReader& 
 
 void ImapSession::on_writable(Connection& c) {
   if (!fetch_run_ || c.closing || c.close_now) return;
-  if (c.out.bytes() > static_cast<size_t>(c.reactor->config().output_bytes_max) / 2) return;
+  if (c.output_bytes() > static_cast<size_t>(c.reactor->config().output_bytes_max) / 2) return;
   continue_fetch(c);
 }
 

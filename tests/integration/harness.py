@@ -38,7 +38,7 @@ START_TIMEOUT = 20.0 * TIMEOUT_SCALE  # until the server logs event=listening
 ITERATIONS = 4096  # the cheapest PBKDF2 the store accepts: users are added fast
 
 HOST = "127.0.0.1"
-PREAUTH_CAPS = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR AUTH=PLAIN ID ENABLE"
+PREAUTH_CAPS = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR STARTTLS AUTH=PLAIN ID ENABLE"
 AUTH_CAPS = ("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE "
              "CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES STATUS=SIZE "
              "CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND BINARY APPENDLIMIT=67108864")
@@ -147,6 +147,7 @@ class Server:
         self.log_level = log_level
         self.proc = None
         self.port = None
+        self.tls_port = None
         self.returncode = None
         self._lines = []
         self._cond = threading.Condition()
@@ -166,7 +167,10 @@ class Server:
     # -- life cycle --
 
     def argv(self):
+        # Plaintext LOGIN is allowed here (loopback; most tests are about IMAP, not TLS), and
+        # IMAPS takes an ephemeral port like IMAP, so tests can run side by side.
         argv = [bin_path("ringmaild"), "--data-dir", self.data_dir, "--imap-listen", HOST + ":0",
+                "--imaps-listen", HOST + ":0", "--allow-plaintext-auth", "1",
                 "--threads", str(self.threads), "--log-level", self.log_level]
         if self.config is not None:
             path = os.path.join(self._tmp, "config.json")
@@ -175,8 +179,15 @@ class Server:
             argv += ["--config", path]
         return argv + self.extra_args
 
+    def imaps_expected(self):
+        argv = self.argv()
+        i = len(argv) - 1 - argv[::-1].index("--imaps-listen") if "--imaps-listen" in argv else -1
+        return i < 0 or argv[i + 1] != ""
+
     def start(self):
         assert self.proc is None
+        self.port = None
+        self.tls_port = None
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      cwd=self._tmp)
@@ -190,8 +201,13 @@ class Server:
                         m = re.search(r"\baddr=127\.0\.0\.1:(\d+)\b", line)
                         if not m:
                             raise ServerStartError("no port in: " + line)
-                        self.port = int(m.group(1))
-                        return self
+                        if "proto=imaps" in line:
+                            self.tls_port = int(m.group(1))
+                        else:
+                            self.port = int(m.group(1))
+                if self.port is not None and (self.tls_port is not None or
+                                              not self.imaps_expected()):
+                    return self
                 if self.proc.poll() is not None and not self._reader.is_alive():
                     raise ServerStartError("ringmaild exited with %s before listening:\n%s"
                                            % (self.proc.returncode, "\n".join(self._lines)))
