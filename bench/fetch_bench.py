@@ -101,7 +101,8 @@ def main():
                         "--data-dir", data, "--iterations", "4096"], input=b"benchpass12\n",
                        check=True, capture_output=True)
         srv = subprocess.Popen([os.path.join(args.build, "ringmaild"), "--data-dir", data,
-                                "--imap-listen", "127.0.0.1:0", "--threads", str(args.threads)],
+                                "--imap-listen", "127.0.0.1:0", "--imaps-listen", "",
+                                "--allow-plaintext-auth", "1", "--threads", str(args.threads)],
                                stderr=subprocess.PIPE, text=True)
         port = None
         while port is None:

@@ -37,7 +37,7 @@ class Server:
     def __init__(self, build, data_dir, threads):
         self.proc = subprocess.Popen(
             [f"{build}/ringmaild", "--data-dir", data_dir, "--imap-listen", "127.0.0.1:0",
-             "--threads", str(threads)],
+             "--imaps-listen", "", "--allow-plaintext-auth", "1", "--threads", str(threads)],
             stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.time() + 20

@@ -24,7 +24,8 @@ def footprint(pid):
 
 def measure(build, data_dir, users, seconds):
     p = subprocess.Popen([f"{build}/ringmaild", "--data-dir", data_dir, "--imap-listen",
-                          "127.0.0.1:0", "--log-level", "warn", "--auth-cache-ttl-s", "0"],
+                          "127.0.0.1:0", "--imaps-listen", "", "--allow-plaintext-auth", "1",
+                          "--log-level", "warn", "--auth-cache-ttl-s", "0"],
                          stderr=subprocess.PIPE, text=True)
     # --log-level warn hides the listening line, so find the port from /proc.
     port = None

@@ -33,6 +33,7 @@ const Setting kSettings[] = {
     {"tls_ciphers", Kind::string, 1, 4096, &Config::tls_ciphers, nullptr},
     {"tls_min_version", Kind::string, 3, 3, &Config::tls_min_version, nullptr},
     {"allow_plaintext_auth", Kind::integer, 0, 1, nullptr, &Config::allow_plaintext_auth},
+    {"sasl_login", Kind::integer, 0, 1, nullptr, &Config::sasl_login},
     {"threads", Kind::integer, 0, 1024, nullptr, &Config::threads},
     {"log_level", Kind::string, 1, 16, &Config::log_level, nullptr},
     {"preauth_timeout_s", Kind::integer, 1, 3600, nullptr, &Config::preauth_timeout_s},

@@ -39,6 +39,8 @@ struct Config {
   std::string tls_min_version = "1.2";
   // LOGIN and AUTHENTICATE on a connection without TLS (loopback tests, a TLS proxy in front).
   int64_t allow_plaintext_auth = 0;
+  // AUTHENTICATE LOGIN, a legacy mechanism some old clients need; 0 turns it off.
+  int64_t sasl_login = 1;
   int64_t threads = 0;  // 0: one per CPU the process may run on
   std::string log_level = "info";
   int64_t preauth_timeout_s = 60;

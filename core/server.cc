@@ -82,11 +82,12 @@ WOLFSSL_CTX* load_tls(const Config& config, std::string* error) {
   if (!tls_settings(config, &s, error)) return nullptr;
   std::string fingerprint;
   WOLFSSL_CTX* ctx = tls_make_context(s, &fingerprint, error);
-  if (ctx)
+  if (ctx) {
     RM_LOG(info, "tls_ready")
         .kv("cert", s.cert_file)
         .kv("sha256", fingerprint)
         .kv("min_version", s.min_version);
+  }
   return ctx;
 }
 

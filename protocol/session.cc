@@ -54,7 +54,11 @@ std::string ImapSession::capabilities_text(const Connection& c) const {
   std::string caps = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR";
   if (state_ == State::not_authenticated) {
     if (!c.tls && c.reactor->tls_context()) caps += " STARTTLS";
-    caps += auth_allowed(c) ? " AUTH=PLAIN" : " LOGINDISABLED";
+    if (!auth_allowed(c))
+      caps += " LOGINDISABLED";
+    else
+      caps += c.reactor->config().sasl_login != 0 ? " AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN"
+                                                  : " AUTH=SCRAM-SHA-256 AUTH=PLAIN";
     caps += " ID ENABLE";
     return caps;
   }
@@ -626,31 +630,84 @@ void ImapSession::cmd_authenticate(Connection& c, std::string_view tag, CommandR
                    "first");
   std::string_view mech, initial;
   if (!r.sp() || !r.atom(&mech)) return respond(c, tag, "BAD Expected: AUTHENTICATE mechanism");
-  if (!iequals(mech, "PLAIN"))
+  SaslState::Step step;
+  if (iequals(mech, "PLAIN")) {
+    step = SaslState::Step::plain;
+  } else if (iequals(mech, "SCRAM-SHA-256")) {
+    step = SaslState::Step::scram_first;
+  } else if (iequals(mech, "LOGIN") && c.reactor->config().sasl_login != 0) {
+    step = SaslState::Step::login_user;
+  } else {
     return respond(c, tag, "NO [CANNOT] Unsupported authentication mechanism");
+  }
   if (r.sp()) {
     // SASL-IR (RFC 4959): the initial response on the command line; "=" is an empty one.
     if (!r.word(&initial)) return respond(c, tag, "BAD Malformed initial response");
   }
   if (!r.at_end()) return respond(c, tag, "BAD Unexpected arguments");
+  sasl_ = std::make_unique<SaslState>();
+  sasl_->step = step;
+  sasl_tag_ = std::string(tag);
   if (initial.empty()) {
-    sasl_wait_ = true;
-    sasl_tag_ = std::string(tag);
-    c.write("+ \r\n");
+    // LOGIN (draft-murchison-sasl-login) prompts for the name; the others start empty.
+    sasl_continue(c, step == SaslState::Step::login_user ? "Username:" : "");
     return;
   }
-  sasl_tag_ = std::string(tag);
   sasl_response(c, std::string(initial) + "\r\n");
+}
+
+void ImapSession::sasl_continue(Connection& c, std::string_view challenge) {
+  sasl_wait_ = true;
+  c.write("+ " + base64_encode(challenge) + "\r\n");
 }
 
 void ImapSession::sasl_response(Connection& c, std::string_view line) {
   sasl_wait_ = false;
-  std::string tag = std::move(sasl_tag_);
+  std::string tag = sasl_tag_;
+  std::unique_ptr<SaslState> st = std::move(sasl_);
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line == "*") return respond(c, tag, "BAD Authentication cancelled");
   std::string decoded;
   if (line != "=" && !base64_decode(line, &decoded))
     return respond(c, tag, "BAD Invalid base64 in the SASL response");
+  if (!st) st = std::make_unique<SaslState>();
+  switch (st->step) {
+    case SaslState::Step::plain: break;
+    case SaslState::Step::login_user:
+      if (decoded.empty() || decoded.size() > UserStore::kNameBytesMax)
+        return respond(c, tag, "BAD Malformed user name");
+      st->login_user = std::move(decoded);
+      st->step = SaslState::Step::login_password;
+      sasl_ = std::move(st);
+      return sasl_continue(c, "Password:");
+    case SaslState::Step::login_password: {
+      mech_ = "SASL-LOGIN";
+      start_login(c, tag, st->login_user, decoded, "SASL-LOGIN");
+      explicit_bzero(decoded.data(), decoded.size());
+      return;
+    }
+    case SaslState::Step::scram_first: {
+      std::string error;
+      if (!st->scram.client_first(decoded, &error)) return respond(c, tag, "NO [CANNOT] " + error);
+      sasl_ = std::move(st);
+      return scram_first(c, tag, decoded);
+    }
+    case SaslState::Step::scram_final: {
+      std::string server_final, error;
+      mech_ = "SCRAM-SHA-256";
+      ScramServer::Result res = st->scram.client_final(decoded, &server_final, &error);
+      if (res == ScramServer::Result::malformed) return respond(c, tag, "BAD " + error);
+      if (res == ScramServer::Result::failed)
+        return finish_login(c, tag, st->scram.user(), LoginResult::bad_credentials, "");
+      st->step = SaslState::Step::scram_ack;
+      sasl_ = std::move(st);
+      return sasl_continue(c, server_final);
+    }
+    case SaslState::Step::scram_ack:
+      if (!decoded.empty()) return respond(c, tag, "BAD Expected an empty response");
+      mech_ = "SCRAM-SHA-256";
+      return finish_login(c, tag, st->scram.user(), LoginResult::ok, "");
+  }
   // PLAIN (RFC 4616): authzid NUL authcid NUL passwd.
   size_t a = decoded.find('\0');
   size_t b = a == std::string::npos ? a : decoded.find('\0', a + 1);
@@ -667,6 +724,48 @@ void ImapSession::sasl_response(Connection& c, std::string_view line) {
   }
   start_login(c, tag, authc, pass, "PLAIN");
   explicit_bzero(decoded.data(), decoded.size());
+}
+
+// SCRAM's server-first needs the user's salt and iterations: the record is read on the helper
+// pool (a file read), or a decoy made for a name that does not exist.
+void ImapSession::scram_first(Connection& c, const std::string& tag, std::string_view msg) {
+  (void)msg;
+  struct Job {
+    std::string user;
+    UserRecord rec;
+    bool error = false;
+  };
+  auto job = std::make_shared<Job>();
+  job->user = sasl_->scram.user();
+  const UserStore* store = &core(c).store;
+  Connection* conn = &c;
+  auto work = [job, store] {
+    Status s = UserStore::valid_name(job->user) ? store->load(job->user, &job->rec)
+                                                : Status::not_found("invalid name");
+    if (s.code() == Status::Code::not_found || s.code() == Status::Code::invalid)
+      job->rec = ScramServer::decoy_record(job->user);
+    else if (!s.is_ok())
+      job->error = true;
+  };
+  auto done = [this, conn, job, tag](bool cancelled) {
+    login_pending_ = false;
+    login_job_ = nullptr;
+    conn->input_paused = false;
+    if (cancelled || !sasl_) return;
+    if (job->error) {
+      sasl_.reset();
+      return respond(*conn, tag, "NO [UNAVAILABLE] Temporary authentication failure");
+    }
+    std::string nonce(18, '\0');
+    random_bytes(nonce.data(), nonce.size());
+    std::string first = sasl_->scram.server_first(job->rec, base64_encode(nonce));
+    sasl_->step = SaslState::Step::scram_final;
+    sasl_continue(*conn, first);
+  };
+  login_job_ = c.reactor->offload(c, std::move(work), std::move(done));
+  login_leader_ = false;
+  login_pending_ = true;
+  c.input_paused = true;
 }
 
 void ImapSession::start_login(Connection& c, std::string_view tag, std::string_view user_arg,

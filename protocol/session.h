@@ -15,6 +15,7 @@
 #include "protocol/imap_core.h"
 #include "protocol/imap_fetch.h"
 #include "protocol/mime_render.h"
+#include "protocol/scram.h"
 #include "storage/user_store.h"
 
 namespace ringmail {
@@ -82,6 +83,8 @@ class ImapSession : public Session {
   void cmd_login(Connection& c, std::string_view tag, CommandReader& r);
   void cmd_authenticate(Connection& c, std::string_view tag, CommandReader& r);
   void sasl_response(Connection& c, std::string_view line);
+  void sasl_continue(Connection& c, std::string_view challenge);  // "+ base64" and wait
+  void scram_first(Connection& c, const std::string& tag, std::string_view msg);
   void start_login(Connection& c, std::string_view tag, std::string_view user,
                    std::string_view password, const char* mech);
   void finish_login(Connection& c, const std::string& tag, const std::string& user,
@@ -148,8 +151,23 @@ class ImapSession : public Session {
   OpenUser* open_ = nullptr;
 
   bool starttls_discard_ = false;  // STARTTLS answered: the rest of the input is dropped
-  bool sasl_wait_ = false;         // AUTHENTICATE PLAIN waits for the client's response line
+  bool sasl_wait_ = false;         // AUTHENTICATE waits for the client's next response line
   std::string sasl_tag_;
+  // A multi-step AUTHENTICATE (LOGIN, SCRAM-SHA-256): where it is, and what it keeps.
+  struct SaslState {
+    enum class Step : uint8_t {
+      plain,
+      login_user,
+      login_password,
+      scram_first,
+      scram_final,
+      scram_ack
+    };
+    Step step = Step::plain;
+    std::string login_user;
+    ScramServer scram;
+  };
+  std::unique_ptr<SaslState> sasl_;
 
   bool durable_pending_ = false;  // the tagged response below waits for the group commit
   std::string durable_tag_;

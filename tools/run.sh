@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's run command: installs what is missing, builds (Release), makes the demo user and
-# starts ringmaild on its embedded default (data in ./var, IMAP on 127.0.0.1:1143).
+# starts ringmaild on its embedded default (data in ./var, IMAPS on 127.0.0.1:1993, IMAP with
+# STARTTLS on 127.0.0.1:1143).
 # Extra arguments go to ringmaild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ fi
 cat <<MSG
 demo user: demo
 password:  $password
-try:       curl imap://127.0.0.1:1143/ -u demo:$password
+try:       curl --cacert var/tls/self-signed-cert.pem imaps://localhost:1993/ -u demo:$password
+           (the certificate is made on the server's first start; its fingerprint is logged)
 MSG
 exec build/ringmaild "$@"

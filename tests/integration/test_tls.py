@@ -21,7 +21,8 @@ from harness import (AUTH_CAPS, HERE, HOST, LOGIN_OK, TIMEOUT, Server, ServerTes
 import imaplib
 
 USERS = {"alice": "tls-secret-1"}
-CAPS_TLS = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR AUTH=PLAIN ID ENABLE"
+CAPS_TLS = ("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN ID "
+            "ENABLE")
 CAPS_CLEAR = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR STARTTLS LOGINDISABLED ID ENABLE"
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
