@@ -41,6 +41,18 @@ struct Config {
   int64_t allow_plaintext_auth = 0;
   // AUTHENTICATE LOGIN, a legacy mechanism some old clients need; 0 turns it off.
   int64_t sasl_login = 1;
+  // Security events, one key=value line each; "" is DATA/audit.log.
+  std::string audit_log;
+  // Brute-force defence, counted across all cores: after auth_delay_after failures of a user or
+  // an address, each further failure is answered after a growing delay (250 ms doubling, at most
+  // auth_delay_max_ms); at auth_lockout_failures of a user (auth_lockout_ip_failures of an
+  // address, IPv6 by /64) within auth_lockout_s of each other, authentication is refused until
+  // auth_lockout_s passed since the last failure (or `ringmail user unlock`).
+  int64_t auth_lockout_failures = 10;
+  int64_t auth_lockout_ip_failures = 100;
+  int64_t auth_lockout_s = 900;
+  int64_t auth_delay_after = 3;
+  int64_t auth_delay_max_ms = 4000;
   int64_t threads = 0;  // 0: one per CPU the process may run on
   std::string log_level = "info";
   int64_t preauth_timeout_s = 60;

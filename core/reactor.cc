@@ -562,6 +562,13 @@ void Reactor::submit_fsync(int fd, IoOp* op) {
   io_ops_in_flight_++;
 }
 
+void Reactor::submit_timeout(__kernel_timespec* ts, IoOp* op) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout(s, ts, 0, 0);
+  io_uring_sqe_set_data64(s, pack(op, kTagOp));
+  io_ops_in_flight_++;
+}
+
 void Reactor::submit_write(int fd, const void* data, uint32_t bytes, uint64_t offset, IoOp* op) {
   io_uring_sqe* s = sqe();
   io_uring_prep_write(s, fd, data, bytes, offset);

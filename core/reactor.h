@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/audit.h"
+#include "core/auth_guard.h"
 #include "core/config.h"
 #include "core/connection.h"
 #include "core/helper_pool.h"
@@ -62,6 +64,8 @@ struct RuntimeShared {
   bool have_msg_ring = false;
   // The TLS context new connections use; replaced on SIGHUP (contexts live until shutdown).
   std::atomic<WOLFSSL_CTX*> tls_ctx{nullptr};
+  AuthGuard* auth_guard = nullptr;
+  AuditLog* audit = nullptr;
 };
 
 class Reactor {
@@ -84,6 +88,8 @@ class Reactor {
   RoutingTable& routing() { return *shared_->routing; }
   CoreLocal* core_local() { return local_.get(); }
   WOLFSSL_CTX* tls_context() const { return shared_->tls_ctx.load(std::memory_order_acquire); }
+  AuthGuard& auth_guard() { return *shared_->auth_guard; }
+  AuditLog& audit() { return *shared_->audit; }
   bool stopping() const { return shared_->stopping.load(std::memory_order_acquire); }
   uint64_t now_ms() const { return now_ms_; }
   size_t connections() const { return connections_; }
@@ -110,6 +116,8 @@ class Reactor {
   void submit_fdatasync(int fd, IoOp* op);
   // The same with a full fsync (a directory, or a file whose size and name matter).
   void submit_fsync(int fd, IoOp* op);
+  // Completes `op` after `ts` (which must stay valid until then) with -ETIME.
+  void submit_timeout(__kernel_timespec* ts, IoOp* op);
   // Queues a write of `bytes` at `offset` of `fd`; `data` must stay valid until op->on_complete.
   void submit_write(int fd, const void* data, uint32_t bytes, uint64_t offset, IoOp* op);
   // In-flight IoOps; shutdown waits for them.

@@ -91,6 +91,30 @@ WOLFSSL_CTX* load_tls(const Config& config, std::string* error) {
   return ctx;
 }
 
+// `ringmail user unlock NAME` appends NAME to DATA/unlock-requests and sends SIGUSR1. The file is
+// taken whole (renamed first, so a request arriving meanwhile waits for the next signal).
+void process_unlock_requests(const Config& config, AuthGuard& guard, AuditLog& audit) {
+  std::string path = config.data_dir + "/unlock-requests";
+  std::string taken = path + ".taken";
+  if (rename(path.c_str(), taken.c_str()) != 0) return;
+  FILE* f = fopen(taken.c_str(), "r");
+  if (f) {
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+      std::string name(line);
+      while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
+      if (name.empty()) continue;
+      guard.reset("u:" + name);
+      AuditLine a("unlock");
+      a.kv("user", name).kv("by", "admin");
+      audit.emit(a);
+      RM_LOG(info, "user_unlocked").kv("user", name);
+    }
+    fclose(f);
+  }
+  unlink(taken.c_str());
+}
+
 }  // namespace
 
 bool check_io_uring(std::string* error, bool* have_msg_ring) {
@@ -178,11 +202,24 @@ int run_server(const Config& config, Protocol& protocol) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);  // reloads the TLS certificate and key
+  sigaddset(&stop_signals, SIGHUP);   // reloads the TLS certificate and key
+  sigaddset(&stop_signals, SIGUSR1);  // `ringmail user unlock` left a request
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails with EFBIG: a full disk
 
+  AuditLog audit;
+  std::string audit_path =
+      config.audit_log.empty() ? config.data_dir + "/audit.log" : config.audit_log;
+  if (!audit.start(audit_path, &error)) {
+    fprintf(stderr, "ringmaild: %s\n", error.c_str());
+    for (int fd : listen_fds) close(fd);
+    for (int fd : tls_fds) close(fd);
+    for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
+    tls_cleanup();
+    return 1;
+  }
+  AuthGuard guard(static_cast<uint64_t>(config.auth_lockout_s));
   RoutingTable routing(static_cast<uint32_t>(threads), kRoutingSlots);
   HelperPool helpers(static_cast<unsigned>(config.helper_threads));
   RuntimeShared shared;
@@ -192,6 +229,8 @@ int run_server(const Config& config, Protocol& protocol) {
   shared.helpers = &helpers;
   shared.have_msg_ring = have_msg_ring;
   shared.tls_ctx.store(tls_contexts.back(), std::memory_order_release);
+  shared.auth_guard = &guard;
+  shared.audit = &audit;
   std::vector<std::unique_ptr<Reactor>> reactors;
   for (size_t i = 0; i < threads; i++) {
     reactors.push_back(std::make_unique<Reactor>(static_cast<uint32_t>(i), &shared, listen_fds[i],
@@ -240,6 +279,10 @@ int run_server(const Config& config, Protocol& protocol) {
     int sig = 0;
     for (;;) {
       sigwait(&stop_signals, &sig);
+      if (sig == SIGUSR1) {
+        process_unlock_requests(config, guard, audit);
+        continue;
+      }
       if (sig != SIGHUP) break;
       // New connections get the new context; established ones keep theirs.
       if (WOLFSSL_CTX* ctx = load_tls(config, &error)) {
@@ -259,6 +302,7 @@ int run_server(const Config& config, Protocol& protocol) {
   for (std::thread& t : workers) t.join();
   helpers.stop();
   reactors.clear();
+  audit.stop();
   for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
   tls_cleanup();
   if (exit_code == 0) RM_LOG(info, "stopped");

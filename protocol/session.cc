@@ -689,6 +689,8 @@ void ImapSession::sasl_response(Connection& c, std::string_view line) {
     case SaslState::Step::scram_first: {
       std::string error;
       if (!st->scram.client_first(decoded, &error)) return respond(c, tag, "NO [CANNOT] " + error);
+      mech_ = "SCRAM-SHA-256";
+      if (!auth_gate(c, tag, st->scram.user())) return;
       sasl_ = std::move(st);
       return scram_first(c, tag, decoded);
     }
@@ -768,10 +770,67 @@ void ImapSession::scram_first(Connection& c, const std::string& tag, std::string
   c.input_paused = true;
 }
 
+class ImapSession::DelayOp : public IoOp {
+ public:
+  void on_complete(int /*res*/) override {
+    ImapSession* s = session;
+    Connection& c = *conn;
+    s->login_pending_ = false;
+    c.input_paused = false;
+    if (!c.closing && !c.close_now) respond(c, tag, text);
+    c.reactor->release(c);
+  }
+  __kernel_timespec ts{};
+  ImapSession* session = nullptr;
+  Connection* conn = nullptr;
+  std::string tag, text;
+};
+
+ImapSession::~ImapSession() = default;
+
+void ImapSession::respond_later(Connection& c, const std::string& tag, std::string text,
+                                uint64_t delay_ms) {
+  if (!delay_) delay_ = std::make_unique<DelayOp>();
+  delay_->ts.tv_sec = static_cast<int64_t>(delay_ms / 1000);
+  delay_->ts.tv_nsec = static_cast<int64_t>(delay_ms % 1000) * 1000000;
+  delay_->session = this;
+  delay_->conn = &c;
+  delay_->tag = tag;
+  delay_->text = std::move(text);
+  login_pending_ = true;
+  c.input_paused = true;
+  c.reactor->hold(c);
+  c.reactor->submit_timeout(&delay_->ts, delay_.get());
+}
+
+void ImapSession::audit_auth(Connection& c, const char* event, const std::string& user,
+                             uint32_t failures) {
+  AuditLine a(event);
+  a.kv("user", user).kv("ip", c.peer_text()).kv("mech", mech_).kv("tls", c.tls ? "yes" : "no");
+  if (failures > 0) a.kv("failures", failures);
+  c.reactor->audit().emit(a);
+}
+
+bool ImapSession::auth_gate(Connection& c, std::string_view tag, const std::string& user) {
+  const Config& cfg = c.reactor->config();
+  uint64_t now_s = c.reactor->now_ms() / 1000;
+  AuthGuard& g = c.reactor->auth_guard();
+  uint32_t uf = g.failures("u:" + user, now_s);
+  uint32_t ipf = g.failures(AuthGuard::ip_key(&c.peer), now_s);
+  if (uf < static_cast<uint64_t>(cfg.auth_lockout_failures) &&
+      ipf < static_cast<uint64_t>(cfg.auth_lockout_ip_failures))
+    return true;
+  audit_auth(c, "auth_refused_locked", user, std::max(uf, ipf));
+  RM_LOG(info, "login_refused").kv("user", user).kv("peer", c.peer_text()).kv("reason", "locked");
+  respond(c, tag, "NO [UNAVAILABLE] Too many failed authentications; try again later");
+  return false;
+}
+
 void ImapSession::start_login(Connection& c, std::string_view tag, std::string_view user_arg,
                               std::string_view password, const char* mech) {
   std::string user = lowercase(user_arg);
   mech_ = mech;
+  if (!auth_gate(c, tag, user)) return;
   ImapCore& ic = core(c);
   if (user.size() <= UserStore::kNameBytesMax && password.size() <= UserStore::kPasswordBytesMax &&
       ic.credentials.check(user, password, c.reactor->now_ms())) {
@@ -862,14 +921,41 @@ void ImapSession::finish_login(Connection& c, const std::string& tag, const std:
   Reactor& r = *c.reactor;
   if (result == LoginResult::error) {
     RM_LOG(error, "login_error").kv("user", user).kv("peer", c.peer_text()).kv("error", error);
+    audit_auth(c, "auth_error", user);
     respond(c, tag, "NO [UNAVAILABLE] Temporary authentication failure");
     return;
   }
   if (result == LoginResult::bad_credentials) {
-    RM_LOG(info, "login_failed").kv("user", user).kv("peer", c.peer_text()).kv("mech", mech_);
-    respond(c, tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
-    return;
+    // Counted for the name (whether it exists or not) and for the address, on every core.
+    const Config& cfg = r.config();
+    uint64_t now_s = r.now_ms() / 1000;
+    uint32_t uf = r.auth_guard().fail("u:" + user, now_s);
+    uint32_t ipf = r.auth_guard().fail(AuthGuard::ip_key(&c.peer), now_s);
+    RM_LOG(info, "login_failed")
+        .kv("user", user)
+        .kv("peer", c.peer_text())
+        .kv("mech", mech_)
+        .kv("failures", std::max(uf, ipf));
+    audit_auth(c, "auth_failed", user, uf);
+    if (uf == static_cast<uint64_t>(cfg.auth_lockout_failures)) {
+      audit_auth(c, "lockout_user", user, uf);
+      RM_LOG(warn, "lockout").kv("user", user).kv("failures", uf);
+    }
+    if (ipf == static_cast<uint64_t>(cfg.auth_lockout_ip_failures)) {
+      audit_auth(c, "lockout_ip", user, ipf);
+      RM_LOG(warn, "lockout").kv("ip", c.peer_text()).kv("failures", ipf);
+    }
+    uint32_t n = std::max(uf, ipf);
+    const std::string text = "NO [AUTHENTICATIONFAILED] Authentication failed";
+    if (n <= static_cast<uint64_t>(cfg.auth_delay_after) || cfg.auth_delay_max_ms == 0)
+      return respond(c, tag, text);
+    uint64_t steps = std::min<uint64_t>(n - static_cast<uint64_t>(cfg.auth_delay_after) - 1, 20);
+    uint64_t delay =
+        std::min<uint64_t>(uint64_t{250} << steps, static_cast<uint64_t>(cfg.auth_delay_max_ms));
+    return respond_later(c, tag, text, delay);
   }
+  r.auth_guard().reset("u:" + user);
+  audit_auth(c, "auth_ok", user);
   user_ = user;
   pending_tag_ = tag;
   uint32_t owner = r.routing().owner(user);

@@ -39,6 +39,7 @@ class ImapSession : public Session {
   bool busy() const override {
     return login_pending_ || durable_pending_ || mail_pending_ || fetch_run_ != nullptr;
   }
+  ~ImapSession() override;
   void on_writable(Connection& c) override;
   size_t input_reserve() const override;
   // A client that leaves during its LOGIN's hash: nobody else waits for it, so it is skipped.
@@ -90,6 +91,12 @@ class ImapSession : public Session {
   void finish_login(Connection& c, const std::string& tag, const std::string& user,
                     LoginResult result, const std::string& error);
   void cmd_enable(Connection& c, std::string_view tag, CommandReader& r);
+  // Brute-force defence: false (answered NO [UNAVAILABLE]) while `user` or the client's address
+  // is locked out.
+  bool auth_gate(Connection& c, std::string_view tag, const std::string& user);
+  void audit_auth(Connection& c, const char* event, const std::string& user, uint32_t failures = 0);
+  // Answers `text` after `delay_ms` (a failed login past auth_delay_after).
+  void respond_later(Connection& c, const std::string& tag, std::string text, uint64_t delay_ms);
   void cmd_id(Connection& c, std::string_view tag, CommandReader& r);
 
   // Mailboxes (session_mailbox.cc).
@@ -168,6 +175,8 @@ class ImapSession : public Session {
     ScramServer scram;
   };
   std::unique_ptr<SaslState> sasl_;
+  class DelayOp;
+  std::unique_ptr<DelayOp> delay_;
 
   bool durable_pending_ = false;  // the tagged response below waits for the group commit
   std::string durable_tag_;

@@ -7,6 +7,7 @@
 //   ringmail fsck [--data-dir DIR] [--user NAME] [--repair]
 //   ringmail compact [--data-dir DIR] [--user NAME]
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <termios.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/audit.h"
 #include "storage/fsck.h"
 #include "storage/user_mail.h"
 #include "storage/user_store.h"
@@ -33,6 +35,7 @@ constexpr const char* kUsage =
     "usage: ringmail user add NAME [--data-dir DIR] [--iterations N]\n"
     "       ringmail user passwd NAME [--data-dir DIR] [--iterations N]\n"
     "       ringmail user del NAME [--data-dir DIR]\n"
+    "       ringmail user unlock NAME [--data-dir DIR]  (ends a brute-force lockout now)\n"
     "       ringmail user list [--data-dir DIR]\n"
     "       ringmail user import [--data-dir DIR] [--iterations N]  (\"NAME PASSWORD\" lines on "
     "stdin)\n"
@@ -253,6 +256,45 @@ int exit_for(const Status& s) {
   return fail(s.message(), s.code() == Status::Code::io_error ? 1 : 3);
 }
 
+// Admin actions go to the audit log beside the server's own lines (DATA/audit.log).
+void audit_admin(const std::string& data_dir, const char* action, const std::string& name) {
+  ringmail::AuditLine line("admin");
+  line.kv("action", action).kv("user", name).kv("uid", static_cast<uint64_t>(getuid()));
+  std::string error;
+  if (!ringmail::AuditLog::append_now(data_dir + "/audit.log", line, &error))
+    fprintf(stderr, "ringmail: warning: audit log: %s\n", error.c_str());
+}
+
+// Lockouts live in the running server's memory: the request goes to it through a file and
+// SIGUSR1. Without a running server there is nothing to unlock.
+int run_unlock(const std::string& data_dir, const std::string& name) {
+  std::string lock_path = data_dir + "/ringmaild.lock";
+  int lock_fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_SH | LOCK_NB) == 0) {
+    if (lock_fd >= 0) close(lock_fd);
+    printf("no ringmaild is running on %s: lockouts end with the server\n", data_dir.c_str());
+    return 0;
+  }
+  char buf[32] = {};
+  ssize_t n = pread(lock_fd, buf, sizeof buf - 1, 0);
+  close(lock_fd);
+  long pid = n > 0 ? strtol(buf, nullptr, 10) : 0;
+  if (pid <= 0) return fail("cannot read the server's pid from " + lock_path);
+  std::string req = data_dir + "/unlock-requests";
+  int fd = open(req.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  std::string line = name + "\n";
+  if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    if (fd >= 0) close(fd);
+    return fail(req + ": " + strerror(errno));
+  }
+  close(fd);
+  if (kill(static_cast<pid_t>(pid), SIGUSR1) != 0)
+    return fail("cannot signal ringmaild (pid " + std::to_string(pid) + "): " + strerror(errno));
+  audit_admin(data_dir, "user_unlock", name);
+  printf("unlock of %s sent to ringmaild (pid %ld)\n", name.c_str(), pid);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -312,13 +354,20 @@ int main(int argc, char** argv) {
     Status s = cmd == "add" ? store.add(name, password, iterations)
                             : store.set_password(name, password, iterations);
     explicit_bzero(password.data(), password.size());
-    if (s.is_ok()) printf("%s %s\n", cmd == "add" ? "added" : "password changed for", name.c_str());
+    if (s.is_ok()) {
+      printf("%s %s\n", cmd == "add" ? "added" : "password changed for", name.c_str());
+      audit_admin(data_dir, cmd == "add" ? "user_add" : "user_passwd", name);
+    }
     return exit_for(s);
   }
   if (cmd == "del") {
     Status s = store.remove(name);
-    if (s.is_ok()) printf("deleted %s\n", name.c_str());
+    if (s.is_ok()) {
+      printf("deleted %s\n", name.c_str());
+      audit_admin(data_dir, "user_del", name);
+    }
     return exit_for(s);
   }
+  if (cmd == "unlock") return run_unlock(data_dir, name);
   return usage("unknown command user " + cmd);
 }

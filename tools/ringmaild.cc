@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
             config.data_dir.c_str());
     return 1;
   }
+  // The lock file names the server, so `ringmail user unlock` can signal it.
+  if (ftruncate(lock_fd, 0) == 0) dprintf(lock_fd, "%d\n", static_cast<int>(getpid()));
 
   RM_LOG(info, "start")
       .kv("version", "0.1.0")
