@@ -33,22 +33,25 @@ def rss(pid):
 
 class Server:
     def __init__(self, build, data, threads):
+        # The log goes to a file: a pipe nobody reads would fill and stall the server.
+        self.log_path = os.path.join(os.path.dirname(data), "server.log")
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [os.path.join(build, "ringmaild"), "--data-dir", data, "--imap-listen", "127.0.0.1:0",
              "--imaps-listen", "127.0.0.1:0", "--allow-plaintext-auth", "1", "--threads",
              str(threads), "--auth-lockout-ip-failures", "1000000"],
-            stderr=subprocess.PIPE, text=True)
+            stderr=self.log)
         self.port = self.tls_port = None
         deadline = time.time() + 30
         while time.time() < deadline and (self.port is None or self.tls_port is None):
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            m = re.search(r"event=listening proto=(imaps?) addr=127\.0\.0\.1:(\d+)", line)
-            if m and m.group(1) == "imap":
-                self.port = int(m.group(2))
-            elif m:
-                self.tls_port = int(m.group(2))
+            time.sleep(0.05)
+            with open(self.log_path) as f:
+                for line in f:
+                    m = re.search(r"event=listening proto=(imaps?) addr=127\.0\.0\.1:(\d+)", line)
+                    if m and m.group(1) == "imap":
+                        self.port = int(m.group(2))
+                    elif m:
+                        self.tls_port = int(m.group(2))
         if self.port is None or self.tls_port is None:
             raise RuntimeError("ringmaild did not start")
 
