@@ -22,7 +22,7 @@ import threading
 import time
 
 USERS = 100
-PASSWORD = "benchpass"
+PASSWORD = "bench-password-1"
 
 
 def rss_kib(pid):

@@ -65,6 +65,9 @@ struct RuntimeShared {
   // The TLS context new connections use; replaced on SIGHUP (contexts live until shutdown).
   std::atomic<WOLFSSL_CTX*> tls_ctx{nullptr};
   AuthGuard* auth_guard = nullptr;
+  // Moves on when an admin changed credentials (`ringmail user passwd|del|app-password ...`):
+  // every core's cache of recent logins is then dropped.
+  std::atomic<uint64_t> credentials_epoch{0};
   AuditLog* audit = nullptr;
 };
 
@@ -89,6 +92,9 @@ class Reactor {
   CoreLocal* core_local() { return local_.get(); }
   WOLFSSL_CTX* tls_context() const { return shared_->tls_ctx.load(std::memory_order_acquire); }
   AuthGuard& auth_guard() { return *shared_->auth_guard; }
+  uint64_t credentials_epoch() const {
+    return shared_->credentials_epoch.load(std::memory_order_acquire);
+  }
   AuditLog& audit() { return *shared_->audit; }
   bool stopping() const { return shared_->stopping.load(std::memory_order_acquire); }
   uint64_t now_ms() const { return now_ms_; }

@@ -91,24 +91,34 @@ WOLFSSL_CTX* load_tls(const Config& config, std::string* error) {
   return ctx;
 }
 
-// `ringmail user unlock NAME` appends NAME to DATA/unlock-requests and sends SIGUSR1. The file is
-// taken whole (renamed first, so a request arriving meanwhile waits for the next signal).
-void process_unlock_requests(const Config& config, AuthGuard& guard, AuditLog& audit) {
-  std::string path = config.data_dir + "/unlock-requests";
+// The admin CLI appends "unlock NAME" (`ringmail user unlock`) or "forget NAME" (a password
+// changed or revoked) to DATA/admin-requests and sends SIGUSR1. The file is taken whole (renamed
+// first, so a request arriving meanwhile waits for its own signal).
+void process_admin_requests(const Config& config, AuthGuard& guard, AuditLog& audit,
+                            std::atomic<uint64_t>* credentials_epoch) {
+  std::string path = config.data_dir + "/admin-requests";
   std::string taken = path + ".taken";
   if (rename(path.c_str(), taken.c_str()) != 0) return;
   FILE* f = fopen(taken.c_str(), "r");
   if (f) {
     char line[256];
     while (fgets(line, sizeof line, f)) {
-      std::string name(line);
-      while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
-      if (name.empty()) continue;
-      guard.reset("u:" + name);
-      AuditLine a("unlock");
-      a.kv("user", name).kv("by", "admin");
-      audit.emit(a);
-      RM_LOG(info, "user_unlocked").kv("user", name);
+      std::string req(line);
+      while (!req.empty() && (req.back() == '\n' || req.back() == '\r')) req.pop_back();
+      size_t sp = req.find(' ');
+      if (sp == std::string::npos) continue;
+      std::string verb = req.substr(0, sp), name = req.substr(sp + 1);
+      if (verb == "unlock") {
+        guard.reset("u:" + name);
+        AuditLine a("unlock");
+        a.kv("user", name).kv("by", "admin");
+        audit.emit(a);
+        RM_LOG(info, "user_unlocked").kv("user", name);
+      } else if (verb == "forget") {
+        // Every core drops its cached logins at its next login check.
+        credentials_epoch->fetch_add(1, std::memory_order_acq_rel);
+        RM_LOG(info, "credentials_changed").kv("user", name);
+      }
     }
     fclose(f);
   }
@@ -280,7 +290,7 @@ int run_server(const Config& config, Protocol& protocol) {
     for (;;) {
       sigwait(&stop_signals, &sig);
       if (sig == SIGUSR1) {
-        process_unlock_requests(config, guard, audit);
+        process_admin_requests(config, guard, audit, &shared.credentials_epoch);
         continue;
       }
       if (sig != SIGHUP) break;

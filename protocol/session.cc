@@ -807,6 +807,7 @@ void ImapSession::audit_auth(Connection& c, const char* event, const std::string
                              uint32_t failures) {
   AuditLine a(event);
   a.kv("user", user).kv("ip", c.peer_text()).kv("mech", mech_).kv("tls", c.tls ? "yes" : "no");
+  if (!app_label_.empty()) a.kv("app_password", app_label_);
   if (failures > 0) a.kv("failures", failures);
   c.reactor->audit().emit(a);
 }
@@ -833,7 +834,8 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
   if (!auth_gate(c, tag, user)) return;
   ImapCore& ic = core(c);
   if (user.size() <= UserStore::kNameBytesMax && password.size() <= UserStore::kPasswordBytesMax &&
-      ic.credentials.check(user, password, c.reactor->now_ms())) {
+      ic.credentials.check(user, password, c.reactor->now_ms(), c.reactor->credentials_epoch(),
+                           &app_label_)) {
     finish_login(c, std::string(tag), user, LoginResult::ok, "");
     return;
   }
@@ -851,7 +853,7 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
   if (leader) ic.logins_in_flight.emplace(user, LoginInFlight{mac, this, {}});
 
   struct Job {
-    std::string user, password, error;
+    std::string user, password, error, app_label;
     LoginResult result = LoginResult::error;
   };
   auto job = std::make_shared<Job>();
@@ -864,7 +866,8 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
   auto work = [job, store, too_long] {
     // An over-long name or password cannot match, but costs the same hash as any other try.
     job->result = verify_login(*store, too_long ? std::string_view("") : job->user,
-                               job->password.substr(0, UserStore::kPasswordBytesMax), &job->error);
+                               job->password.substr(0, UserStore::kPasswordBytesMax), &job->error,
+                               &job->app_label);
   };
   auto done = [this, conn, job, leader, tag_copy = std::string(tag)](bool cancelled) {
     ImapCore& core_state = core(*conn);
@@ -872,8 +875,10 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
     login_job_ = nullptr;
     conn->input_paused = false;
     if (job->result == LoginResult::ok)
-      core_state.credentials.remember(job->user, job->password, conn->reactor->now_ms());
+      core_state.credentials.remember(job->user, job->password, conn->reactor->now_ms(),
+                                      job->app_label);
     explicit_bzero(job->password.data(), job->password.size());
+    app_label_ = job->app_label;
     if (!cancelled) finish_login(*conn, tag_copy, job->user, job->result, job->error);
     if (!leader) return;
     // The entry is ours unless on_closing() gave it up and another login took the name.
@@ -881,7 +886,8 @@ void ImapSession::start_login(Connection& c, std::string_view tag, std::string_v
     if (it == core_state.logins_in_flight.end() || it->second.leader != this) return;
     auto node = core_state.logins_in_flight.extract(it);
     for (const LoginWaiter& w : node.mapped().waiters)
-      w.session->finish_coalesced_login(*w.conn, w, job->user, job->result, job->error);
+      w.session->finish_coalesced_login(*w.conn, w, job->user, job->result, job->error,
+                                        job->app_label);
   };
   login_job_ = c.reactor->offload(c, std::move(work), std::move(done));
   login_leader_ = leader;
@@ -909,9 +915,10 @@ void ImapSession::on_closing(Connection& c) {
 
 void ImapSession::finish_coalesced_login(Connection& c, const LoginWaiter& w,
                                          const std::string& user, LoginResult result,
-                                         const std::string& error) {
+                                         const std::string& error, const std::string& app_label) {
   login_pending_ = false;
   c.input_paused = false;
+  app_label_ = app_label;
   if (!c.closing && !c.close_now) finish_login(c, w.tag, user, result, error);
   c.reactor->release(c);
 }
@@ -956,6 +963,7 @@ void ImapSession::finish_login(Connection& c, const std::string& tag, const std:
   }
   r.auth_guard().reset("u:" + user);
   audit_auth(c, "auth_ok", user);
+  std::string().swap(app_label_);
   user_ = user;
   pending_tag_ = tag;
   uint32_t owner = r.routing().owner(user);

@@ -46,7 +46,8 @@ class ImapSession : public Session {
   void on_closing(Connection& c) override;
   // The login this session waited on (see LoginWaiter) has its result.
   void finish_coalesced_login(Connection& c, const LoginWaiter& w, const std::string& user,
-                              LoginResult result, const std::string& error);
+                              LoginResult result, const std::string& error,
+                              const std::string& app_label);
 
   // From ImapCore: the user's mail is open (or could not be opened: `s`).
   void on_mail_ready(Connection& c, OpenUser* user, const Status& s);
@@ -153,6 +154,7 @@ class ImapSession : public Session {
   std::string pending_tag_;  // LOGIN/AUTHENTICATE answered once the mail is open
   bool mail_pending_ = false;
   const char* mech_ = "LOGIN";
+  std::string app_label_;  // the app password the last login used, for the audit log
   uint64_t appendlimit_ = 0;
   uint64_t input_reserved_ = 0;  // of ImapCore::literal_bytes, for the command being read
   OpenUser* open_ = nullptr;

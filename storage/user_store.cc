@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "core/assert.h"
 
@@ -14,7 +15,15 @@ namespace {
 
 constexpr int kRecordFormat = 1;
 constexpr size_t kSaltBytes = 16;
-constexpr size_t kRecordBytesMax = 4096;
+constexpr size_t kRecordBytesMax = 64 * 1024;
+
+Sha256Digest app_hash(std::string_view salt, std::string_view password) {
+  std::string m(salt);
+  m.append(password);
+  Sha256Digest d = sha256(m);
+  explicit_bzero(m.data(), m.size());
+  return d;
+}
 
 }  // namespace
 
@@ -36,6 +45,73 @@ bool verify_password(const UserRecord& rec, std::string_view password) {
   Sha256Digest client_key = hmac_sha256(as_view(salted), "Client Key");
   Sha256Digest stored = sha256(as_view(client_key));
   return constant_time_equal(as_view(stored), as_view(rec.stored_key));
+}
+
+std::string match_app_password(const UserRecord& rec, std::string_view password) {
+  std::string label;
+  for (const AppPassword& a : rec.app_passwords) {
+    Sha256Digest h = app_hash(a.salt, password);
+    if (constant_time_equal(as_view(h), as_view(a.hash)) && label.empty()) label = a.label;
+  }
+  return label;
+}
+
+bool UserStore::valid_label(std::string_view label) {
+  if (label.empty() || label.size() > 64) return false;
+  return std::all_of(label.begin(), label.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+Status UserStore::add_app_password(std::string_view name, std::string_view label,
+                                   std::string* password) {
+  if (!valid_label(label)) return Status::invalid("invalid label");
+  UserRecord rec;
+  Status s = load(name, &rec);
+  if (!s.is_ok()) return s;
+  for (const AppPassword& a : rec.app_passwords)
+    if (a.label == label)
+      return Status::already_exists("app password " + std::string(label) + " exists");
+  if (rec.app_passwords.size() >= kAppPasswordsMax)
+    return Status::invalid("at most " + std::to_string(kAppPasswordsMax) + " app passwords");
+  // 24 characters from 32 (no 0/O, 1/l/I): 120 bits, in groups of 4 for reading aloud.
+  static const char kAlphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";
+  unsigned char raw[24];
+  random_bytes(raw, sizeof raw);
+  password->clear();
+  for (size_t i = 0; i < sizeof raw; i++) {
+    if (i > 0 && i % 4 == 0) password->push_back('-');
+    password->push_back(kAlphabet[raw[i] & 31]);
+  }
+  AppPassword a;
+  a.label = std::string(label);
+  a.salt.resize(kSaltBytes);
+  random_bytes(a.salt.data(), a.salt.size());
+  a.hash = app_hash(a.salt, *password);
+  a.created = static_cast<int64_t>(time(nullptr));
+  rec.app_passwords.push_back(std::move(a));
+  return write_record(rec);
+}
+
+Status UserStore::revoke_app_password(std::string_view name, std::string_view label) {
+  UserRecord rec;
+  Status s = load(name, &rec);
+  if (!s.is_ok()) return s;
+  auto it = std::find_if(rec.app_passwords.begin(), rec.app_passwords.end(),
+                         [&](const AppPassword& a) { return a.label == label; });
+  if (it == rec.app_passwords.end())
+    return Status::not_found("no app password " + std::string(label));
+  rec.app_passwords.erase(it);
+  return write_record(rec);
+}
+
+Status UserStore::set_app_only(std::string_view name, bool on) {
+  UserRecord rec;
+  Status s = load(name, &rec);
+  if (!s.is_ok()) return s;
+  rec.app_only = on;
+  return write_record(rec);
 }
 
 bool UserStore::valid_name(std::string_view name) {
@@ -63,7 +139,19 @@ Status UserStore::write_record(const UserRecord& rec) const {
                      "\",\"scram_sha256\":{\"iterations\":" + std::to_string(rec.iterations) +
                      ",\"salt\":\"" + base64_encode(rec.salt) + "\",\"stored_key\":\"" +
                      base64_encode(as_view(rec.stored_key)) + "\",\"server_key\":\"" +
-                     base64_encode(as_view(rec.server_key)) + "\"}}\n";
+                     base64_encode(as_view(rec.server_key)) + "\"}";
+  if (rec.app_only) json += ",\"app_only\":true";
+  if (!rec.app_passwords.empty()) {
+    json += ",\"app_passwords\":[";
+    for (size_t i = 0; i < rec.app_passwords.size(); i++) {
+      const AppPassword& a = rec.app_passwords[i];
+      json += (i ? ",{\"label\":\"" : "{\"label\":\"") + a.label + "\",\"salt\":\"" +
+              base64_encode(a.salt) + "\",\"sha256\":\"" + base64_encode(as_view(a.hash)) +
+              "\",\"created\":" + std::to_string(a.created) + "}";
+    }
+    json += "]";
+  }
+  json += "}\n";
   // A crash leaves either the old record or the new one, never a torn one.
   return env_->write_atomic(dir + "/auth", json, !deferred_sync_);
 }
@@ -86,7 +174,10 @@ Status UserStore::set_password(std::string_view name, std::string_view password,
   UserRecord existing;
   Status s = load(name, &existing);
   if (!s.is_ok()) return s;
-  return write_record(make_user_record(name, password, iterations));
+  UserRecord rec = make_user_record(name, password, iterations);
+  rec.app_only = existing.app_only;  // a new password leaves the app passwords as they are
+  rec.app_passwords = std::move(existing.app_passwords);
+  return write_record(rec);
 }
 
 Status UserStore::remove(std::string_view name) {
@@ -132,6 +223,27 @@ Status UserStore::load(std::string_view name, UserRecord* out) const {
     return Status::corrupt(path + ": bad key encoding");
   memcpy(out->stored_key.data(), stored_raw.data(), 32);
   memcpy(out->server_key.data(), server_raw.data(), 32);
+  bool app_only = false;
+  out->app_only = !root["app_only"].get_bool().get(app_only) && app_only;
+  out->app_passwords.clear();
+  simdjson::dom::array apps;
+  if (!root["app_passwords"].get_array().get(apps)) {
+    for (simdjson::dom::element e : apps) {
+      std::string_view label, asalt, hash;
+      int64_t created = 0;
+      std::string hash_raw;
+      AppPassword a;
+      if (e["label"].get_string().get(label) || e["salt"].get_string().get(asalt) ||
+          e["sha256"].get_string().get(hash) || e["created"].get_int64().get(created) ||
+          !base64_decode(asalt, &a.salt) || !base64_decode(hash, &hash_raw) ||
+          hash_raw.size() != 32 || !valid_label(label))
+        return Status::corrupt(path + ": bad app password entry");
+      a.label = std::string(label);
+      memcpy(a.hash.data(), hash_raw.data(), 32);
+      a.created = created;
+      out->app_passwords.push_back(std::move(a));
+    }
+  }
   return Status::ok();
 }
 

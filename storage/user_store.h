@@ -18,13 +18,28 @@
 
 namespace ringmail {
 
+// An app password: a long random password made by the server for one client (a phone, a desktop
+// client), individually revocable. Being random and long, it is stored as a salted SHA-256 (a
+// slow hash adds nothing against guessing 100 random bits, and would cost every login).
+struct AppPassword {
+  std::string label;
+  std::string salt;
+  Sha256Digest hash{};
+  int64_t created = 0;  // unix seconds
+};
+
 struct UserRecord {
   std::string name;
   uint32_t iterations = 0;
   std::string salt;
   Sha256Digest stored_key{};
   Sha256Digest server_key{};
+  bool app_only = false;  // IMAP accepts only app passwords
+  std::vector<AppPassword> app_passwords;
 };
+
+// The label of the app password `password` matches, or "" (constant time per entry).
+std::string match_app_password(const UserRecord& rec, std::string_view password);
 
 // Derives a record's keys from a password.
 UserRecord make_user_record(std::string_view name, std::string_view password, uint32_t iterations);
@@ -37,6 +52,7 @@ class UserStore {
   static constexpr uint32_t kMinIterations = 4096;  // RFC 7677 section 4
   static constexpr size_t kNameBytesMax = 64;
   static constexpr size_t kPasswordBytesMax = 1024;
+  static constexpr size_t kAppPasswordsMax = 32;
 
   explicit UserStore(std::string data_dir, Env* env = Env::posix())
       : data_dir_(std::move(data_dir)), env_(env) {}
@@ -49,6 +65,12 @@ class UserStore {
   Status add(std::string_view name, std::string_view password, uint32_t iterations);
   Status set_password(std::string_view name, std::string_view password, uint32_t iterations);
   Status remove(std::string_view name);
+  // App passwords. `label`: 1 to 64 of A-Z a-z 0-9 . _ -; unique per user. add() makes the
+  // password (24 characters, about 120 random bits) and returns it: it is shown once.
+  static bool valid_label(std::string_view label);
+  Status add_app_password(std::string_view name, std::string_view label, std::string* password);
+  Status revoke_app_password(std::string_view name, std::string_view label);
+  Status set_app_only(std::string_view name, bool on);
   Status load(std::string_view name, UserRecord* out) const;
   Status list(std::vector<std::string>* names) const;
   // Bulk changes (ringmail user import): with deferred sync the per-file fsyncs are skipped, and

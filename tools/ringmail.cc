@@ -23,6 +23,7 @@
 
 #include "core/audit.h"
 #include "storage/fsck.h"
+#include "storage/password_policy.h"
 #include "storage/user_mail.h"
 #include "storage/user_store.h"
 
@@ -36,6 +37,8 @@ constexpr const char* kUsage =
     "       ringmail user passwd NAME [--data-dir DIR] [--iterations N]\n"
     "       ringmail user del NAME [--data-dir DIR]\n"
     "       ringmail user unlock NAME [--data-dir DIR]  (ends a brute-force lockout now)\n"
+    "       ringmail user app-password add|list|revoke NAME [LABEL] [--data-dir DIR]\n"
+    "       ringmail user app-only NAME on|off [--data-dir DIR]  (IMAP takes app passwords only)\n"
     "       ringmail user list [--data-dir DIR]\n"
     "       ringmail user import [--data-dir DIR] [--iterations N]  (\"NAME PASSWORD\" lines on "
     "stdin)\n"
@@ -43,6 +46,8 @@ constexpr const char* kUsage =
     "       ringmail compact [--data-dir DIR] [--user NAME]\n"
     "fsck exits 0 when clean, 1 when it repaired everything it found, 2 when damage is left.\n"
     "The password is read from standard input (one line); on a terminal it is asked twice.\n"
+    "It needs 10 characters or more, not the user name, not a common password\n"
+    "(--allow-weak-password skips the check, e.g. when migrating accounts).\n"
     "The data directory defaults to ./var.\n";
 
 int fail(const std::string& msg, int code = 1) {
@@ -257,42 +262,107 @@ int exit_for(const Status& s) {
 }
 
 // Admin actions go to the audit log beside the server's own lines (DATA/audit.log).
-void audit_admin(const std::string& data_dir, const char* action, const std::string& name) {
+void audit_admin(const std::string& data_dir, const char* action, const std::string& name,
+                 const std::string& label = "") {
   ringmail::AuditLine line("admin");
-  line.kv("action", action).kv("user", name).kv("uid", static_cast<uint64_t>(getuid()));
+  line.kv("action", action).kv("user", name);
+  if (!label.empty()) line.kv("app_password", label);
+  line.kv("uid", static_cast<uint64_t>(getuid()));
   std::string error;
   if (!ringmail::AuditLog::append_now(data_dir + "/audit.log", line, &error))
     fprintf(stderr, "ringmail: warning: audit log: %s\n", error.c_str());
 }
 
-// Lockouts live in the running server's memory: the request goes to it through a file and
-// SIGUSR1. Without a running server there is nothing to unlock.
-int run_unlock(const std::string& data_dir, const std::string& name) {
+// Tells a running ringmaild about an admin change: "unlock NAME" (end a lockout) or "forget NAME"
+// (a password changed: cached logins go). Through DATA/admin-requests and SIGUSR1. Returns the
+// server's pid, 0 when none runs, -1 on error (printed).
+long notify_server(const std::string& data_dir, const char* verb, const std::string& name) {
   std::string lock_path = data_dir + "/ringmaild.lock";
   int lock_fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (lock_fd < 0 || flock(lock_fd, LOCK_SH | LOCK_NB) == 0) {
     if (lock_fd >= 0) close(lock_fd);
-    printf("no ringmaild is running on %s: lockouts end with the server\n", data_dir.c_str());
     return 0;
   }
   char buf[32] = {};
   ssize_t n = pread(lock_fd, buf, sizeof buf - 1, 0);
   close(lock_fd);
   long pid = n > 0 ? strtol(buf, nullptr, 10) : 0;
-  if (pid <= 0) return fail("cannot read the server's pid from " + lock_path);
-  std::string req = data_dir + "/unlock-requests";
+  if (pid <= 0) {
+    fail("cannot read the server's pid from " + lock_path);
+    return -1;
+  }
+  std::string req = data_dir + "/admin-requests";
   int fd = open(req.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  std::string line = name + "\n";
+  std::string line = std::string(verb) + " " + name + "\n";
   if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     if (fd >= 0) close(fd);
-    return fail(req + ": " + strerror(errno));
+    fail(req + ": " + strerror(errno));
+    return -1;
   }
   close(fd);
-  if (kill(static_cast<pid_t>(pid), SIGUSR1) != 0)
-    return fail("cannot signal ringmaild (pid " + std::to_string(pid) + "): " + strerror(errno));
+  if (kill(static_cast<pid_t>(pid), SIGUSR1) != 0) {
+    fail("cannot signal ringmaild (pid " + std::to_string(pid) + "): " + strerror(errno));
+    return -1;
+  }
+  return pid;
+}
+
+// Lockouts live in the running server's memory: without a running server there is nothing to end.
+int run_unlock(const std::string& data_dir, const std::string& name) {
+  long pid = notify_server(data_dir, "unlock", name);
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    printf("no ringmaild is running on %s: lockouts end with the server\n", data_dir.c_str());
+    return 0;
+  }
   audit_admin(data_dir, "user_unlock", name);
   printf("unlock of %s sent to ringmaild (pid %ld)\n", name.c_str(), pid);
   return 0;
+}
+
+int run_app_password(UserStore& store, const std::string& data_dir,
+                     const std::vector<std::string>& words) {
+  // user app-password add|list|revoke NAME [LABEL]
+  if (words.size() < 4) return usage("user app-password needs add|list|revoke and a NAME");
+  const std::string& op = words[2];
+  const std::string& name = words[3];
+  if (op == "list") {
+    if (words.size() != 4) return usage("user app-password list takes a NAME only");
+    ringmail::UserRecord rec;
+    Status s = store.load(name, &rec);
+    if (!s.is_ok()) return exit_for(s);
+    for (const ringmail::AppPassword& a : rec.app_passwords) {
+      char when[32];
+      time_t t = static_cast<time_t>(a.created);
+      tm utc;
+      gmtime_r(&t, &utc);
+      strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+      printf("%s\tcreated %s\n", a.label.c_str(), when);
+    }
+    if (rec.app_only) printf("(this account accepts app passwords only)\n");
+    return 0;
+  }
+  if (words.size() != 5) return usage("user app-password " + op + " needs NAME and LABEL");
+  const std::string& label = words[4];
+  if (!UserStore::valid_label(label))
+    return fail("invalid label '" + label + "': use 1 to 64 of A-Z a-z 0-9 . _ -", 2);
+  if (op == "add") {
+    std::string password;
+    Status s = store.add_app_password(name, label, &password);
+    if (!s.is_ok()) return exit_for(s);
+    printf("app password %s for %s (shown once; spaces and dashes are part of it):\n%s\n",
+           label.c_str(), name.c_str(), password.c_str());
+    audit_admin(data_dir, "app_password_add", name, label);
+    return 0;
+  }
+  if (op == "revoke") {
+    Status s = store.revoke_app_password(name, label);
+    if (!s.is_ok()) return exit_for(s);
+    printf("revoked app password %s of %s\n", label.c_str(), name.c_str());
+    audit_admin(data_dir, "app_password_revoke", name, label);
+    return notify_server(data_dir, "forget", name) < 0 ? 1 : 0;
+  }
+  return usage("user app-password: expected add, list or revoke");
 }
 
 }  // namespace
@@ -304,6 +374,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   std::string only_user;
   bool repair = false;
+  bool weak_ok = false;
   for (size_t i = 0; i < args.size(); i++) {
     if (args[i] == "--help" || args[i] == "-h") {
       fputs(kUsage, stdout);
@@ -314,6 +385,8 @@ int main(int argc, char** argv) {
       only_user = args[++i];
     } else if (args[i] == "--repair") {
       repair = true;
+    } else if (args[i] == "--allow-weak-password") {
+      weak_ok = true;
     } else if (args[i] == "--iterations" && i + 1 < args.size()) {
       char* end = nullptr;
       unsigned long v = strtoul(args[++i].c_str(), &end, 10);
@@ -342,6 +415,17 @@ int main(int argc, char** argv) {
     for (const std::string& n : names) printf("%s\n", n.c_str());
     return exit_for(s);
   }
+  if (cmd == "app-password") return run_app_password(store, data_dir, words);
+  if (cmd == "app-only") {
+    if (words.size() != 4 || (words[3] != "on" && words[3] != "off"))
+      return usage("user app-only needs NAME and on or off");
+    Status s = store.set_app_only(words[2], words[3] == "on");
+    if (!s.is_ok()) return exit_for(s);
+    printf("%s: %s\n", words[2].c_str(),
+           words[3] == "on" ? "IMAP accepts app passwords only" : "IMAP accepts the password too");
+    audit_admin(data_dir, words[3] == "on" ? "app_only_on" : "app_only_off", words[2]);
+    return notify_server(data_dir, "forget", words[2]) < 0 ? 1 : 0;
+  }
   if (words.size() != 3) return usage("user " + cmd + " needs exactly one NAME");
   std::string name = words[2];
   if (!UserStore::valid_name(name))
@@ -351,12 +435,17 @@ int main(int argc, char** argv) {
   if (cmd == "add" || cmd == "passwd") {
     std::string password, error;
     if (!read_password(&password, &error)) return fail(error, 2);
+    if (!weak_ok && !ringmail::password_acceptable(password, name, &error)) {
+      explicit_bzero(password.data(), password.size());
+      return fail("refused: " + error, 2);
+    }
     Status s = cmd == "add" ? store.add(name, password, iterations)
                             : store.set_password(name, password, iterations);
     explicit_bzero(password.data(), password.size());
     if (s.is_ok()) {
       printf("%s %s\n", cmd == "add" ? "added" : "password changed for", name.c_str());
       audit_admin(data_dir, cmd == "add" ? "user_add" : "user_passwd", name);
+      if (cmd == "passwd" && notify_server(data_dir, "forget", name) < 0) return 1;
     }
     return exit_for(s);
   }
@@ -365,6 +454,7 @@ int main(int argc, char** argv) {
     if (s.is_ok()) {
       printf("deleted %s\n", name.c_str());
       audit_admin(data_dir, "user_del", name);
+      if (notify_server(data_dir, "forget", name) < 0) return 1;
     }
     return exit_for(s);
   }

@@ -393,7 +393,7 @@ class TestAdminCli(ServerTestCase, TempDirMixin):
     def test_add_existing_user_exits_3(self):
         d = os.path.join(self.tempdir(), "data")
         self.assertEqual(self.add(d, "alice").returncode, 0)
-        r = self.add(d, "alice", "other")
+        r = self.add(d, "alice", "another-password-9")
         self.assertEqual(r.returncode, 3, r)
         self.assertEqual(r.stderr.strip(), "ringmail: user alice already exists")
         self.assertEqual(r.stdout, "")
@@ -437,19 +437,19 @@ class TestAdminCli(ServerTestCase, TempDirMixin):
             c.close()
         # Others are unaffected; a user added while the server runs can log in at once.
         srv.login("bob", "bob-pw").close()
-        self.assertEqual(self.add(srv.data_dir, "carol", "carol-pw").returncode, 0)
-        srv.login("carol", "carol-pw").close()
+        self.assertEqual(self.add(srv.data_dir, "carol", "second-pw-4711").returncode, 0)
+        srv.login("carol", "second-pw-4711").close()
 
     def test_passwd_changes_password(self):
         srv = self.server(users={"alice": "old-pw"}, args=["--auth-cache-ttl-s", "0"])
         srv.login("alice", "old-pw").close()
         r = run_ringmail("user", "passwd", "alice", "--data-dir", srv.data_dir, "--iterations",
-                         "4096", stdin_text="new-pw\n")
+                         "4096", stdin_text="new-password-42\n")
         self.assertEqual((r.returncode, r.stdout), (0, "password changed for alice\n"), r)
         for _ in range(4):
             c = srv.connect()
             self.assertEqual(c.command("a", "LOGIN alice old-pw"), ["a " + AUTH_FAILED])
-            self.assertEqual(c.command("b", "LOGIN alice new-pw"), ["b " + LOGIN_OK])
+            self.assertEqual(c.command("b", "LOGIN alice new-password-42"), ["b " + LOGIN_OK])
             c.close()
 
 

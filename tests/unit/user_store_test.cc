@@ -1,4 +1,5 @@
 #include "storage/user_store.h"
+#include "storage/password_policy.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "protocol/authenticator.h"
 #include "storage/fault_env.h"
+#include "tests/unit/temp_dir.h"
 
 namespace ringmail {
 namespace {
@@ -120,14 +122,70 @@ TEST_F(UserStoreTest, ABulkImportIsDurableOnlyAfterSyncAll) {
 
 TEST(CredentialCache, RemembersSuccessesUntilTheyExpire) {
   CredentialCache cache(1000);
-  EXPECT_FALSE(cache.check("alice", "pw", 0));
-  cache.remember("alice", "pw", 0);
-  EXPECT_TRUE(cache.check("alice", "pw", 999));
-  EXPECT_FALSE(cache.check("alice", "pw2", 999));
-  EXPECT_FALSE(cache.check("alice", "pw", 1000));
-  cache.remember("alice", "pw", 0);
+  std::string label;
+  EXPECT_FALSE(cache.check("alice", "pw", 0, 0, &label));
+  cache.remember("alice", "pw", 0, "");
+  EXPECT_TRUE(cache.check("alice", "pw", 999, 0, &label));
+  EXPECT_FALSE(cache.check("alice", "pw2", 999, 0, &label));
+  EXPECT_FALSE(cache.check("alice", "pw", 1000, 0, &label));
+  cache.remember("alice", "pw", 0, "");
   cache.forget("alice");
-  EXPECT_FALSE(cache.check("alice", "pw", 1));
+  EXPECT_FALSE(cache.check("alice", "pw", 1, 0, &label));
+}
+
+TEST(CredentialCache, KeepsTheAppPasswordLabelAndForgetsAllWhenTheEpochMoves) {
+  CredentialCache cache(1000);
+  std::string label;
+  cache.remember("alice", "app-pw", 0, "phone");
+  ASSERT_TRUE(cache.check("alice", "app-pw", 1, 0, &label));
+  EXPECT_EQ(label, "phone");
+  EXPECT_FALSE(cache.check("alice", "app-pw", 2, 1, &label));  // an admin changed credentials
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(UserStoreApp, AppPasswordsAreMadeCheckedListedAndRevoked) {
+  TempDir dir;
+  UserStore s(dir.path());
+  ASSERT_TRUE(s.add("ann", "main-password-1", 4096).is_ok());
+  std::string phone, laptop, error, label;
+  ASSERT_TRUE(s.add_app_password("ann", "phone", &phone).is_ok());
+  ASSERT_TRUE(s.add_app_password("ann", "laptop", &laptop).is_ok());
+  EXPECT_EQ(phone.size(), 29u);  // 24 characters in groups of 4
+  EXPECT_NE(phone, laptop);
+  EXPECT_EQ(s.add_app_password("ann", "phone", &error).code(), Status::Code::already_exists);
+  EXPECT_EQ(s.add_app_password("ann", "bad label", &error).code(), Status::Code::invalid);
+  EXPECT_EQ(verify_login(s, "ann", phone, &error, &label), LoginResult::ok);
+  EXPECT_EQ(label, "phone");
+  label.clear();
+  EXPECT_EQ(verify_login(s, "ann", "main-password-1", &error, &label), LoginResult::ok);
+  EXPECT_EQ(label, "");
+  // A new main password keeps the app passwords; app-only refuses the main one.
+  ASSERT_TRUE(s.set_password("ann", "main-password-2", 4096).is_ok());
+  EXPECT_EQ(verify_login(s, "ann", laptop, &error, &label), LoginResult::ok);
+  ASSERT_TRUE(s.set_app_only("ann", true).is_ok());
+  EXPECT_EQ(verify_login(s, "ann", "main-password-2", &error, &label),
+            LoginResult::bad_credentials);
+  EXPECT_EQ(verify_login(s, "ann", laptop, &error, &label), LoginResult::ok);
+  ASSERT_TRUE(s.revoke_app_password("ann", "laptop").is_ok());
+  EXPECT_EQ(verify_login(s, "ann", laptop, &error, &label), LoginResult::bad_credentials);
+  EXPECT_EQ(s.revoke_app_password("ann", "laptop").code(), Status::Code::not_found);
+  UserRecord rec;
+  ASSERT_TRUE(s.load("ann", &rec).is_ok());
+  ASSERT_EQ(rec.app_passwords.size(), 1u);
+  EXPECT_EQ(rec.app_passwords[0].label, "phone");
+  EXPECT_TRUE(rec.app_only);
+}
+
+TEST(PasswordPolicy, RefusesShortCommonAndNameBasedPasswords) {
+  std::string why;
+  EXPECT_FALSE(password_acceptable("short-pw", "ann", &why));
+  EXPECT_EQ(why, "the password is too short: use at least 10 characters");
+  EXPECT_FALSE(password_acceptable("Password123", "ann", &why));
+  EXPECT_EQ(why, "the password is one of the most common ones: guessers try it first");
+  EXPECT_FALSE(password_acceptable("my-name-is-Annabel", "annabel", &why));
+  EXPECT_EQ(why, "the password contains the user name");
+  EXPECT_FALSE(password_acceptable("zzzzzzzzzzzz", "ann", &why));
+  EXPECT_TRUE(password_acceptable("correct horse battery", "ann", &why));
 }
 
 }  // namespace
