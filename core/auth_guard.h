@@ -29,6 +29,9 @@ class AuthGuard {
 
   // The key of a client address: IPv4 whole, IPv6 by its /64.
   static std::string ip_key(const void* sockaddr_in6_peer);
+  static uint64_t ip_hash(const void* sockaddr_in6_peer) {
+    return tag_of(ip_key(sockaddr_in6_peer));
+  }
 
  private:
   struct Slot {

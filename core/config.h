@@ -41,6 +41,13 @@ struct Config {
   int64_t allow_plaintext_auth = 0;
   // AUTHENTICATE LOGIN, a legacy mechanism some old clients need; 0 turns it off.
   int64_t sasl_login = 1;
+  // Connections from one address (IPv6: one /64), counted across all cores; beyond it the new
+  // one gets * BYE [UNAVAILABLE]. Sessions of one user (they all live on its core); beyond it
+  // the login gets NO [LIMIT].
+  int64_t connections_per_ip_max = 500;
+  int64_t connections_per_user_max = 50;
+  // Bytes a client may send before it has authenticated (slowloris, pre-auth floods).
+  int64_t preauth_bytes_max = 65536;
   // Security events, one key=value line each; "" is DATA/audit.log.
   std::string audit_log;
   // Brute-force defence, counted across all cores: after auth_delay_after failures of a user or

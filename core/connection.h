@@ -67,6 +67,7 @@ struct alignas(16) Connection {
   bool tls_shutdown_sent = false;  // close_notify queued
   TimeoutClass timeout_class = TimeoutClass::preauth;
   uint32_t handoff_target = 0;
+  uint32_t ip_slot = UINT32_MAX;  // counted in RuntimeShared::ip_connections
 
   // Timer list hooks; the owner reactor keeps one list per timeout class, oldest first.
   Connection* prev = nullptr;

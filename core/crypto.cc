@@ -70,13 +70,25 @@ bool base64_decode(std::string_view text, std::string* out) {
     out->clear();
     return true;
   }
+  // Strict RFC 4648: whole quanta, the alphabet only, '=' only as the last one or two characters
+  // (wolfCrypt's decoder alone skips and tolerates more, e.g. bytes after the padding).
+  if (text.size() % 4 != 0) return false;
+  size_t pad = text.size() - text.find_last_not_of('=') - 1;
+  if (text.find_last_not_of('=') == std::string_view::npos || pad > 2) return false;
+  for (size_t i = 0; i < text.size() - pad; i++) {
+    char c = text[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+          c == '/'))
+      return false;
+  }
   out->assign(text.size() / 4 * 3 + 3, '\0');
   word32 len = static_cast<word32>(out->size());
   if (Base64_Decode(bytes(text), static_cast<word32>(text.size()),
                     reinterpret_cast<byte*>(out->data()), &len) != 0)
     return false;
   out->resize(len);
-  return true;
+  // Canonical only: padding bits must be zero, so one value has one encoding.
+  return base64_encode(*out) == text;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -322,11 +322,28 @@ void Reactor::on_accept(int res, bool more, bool tls) {
         memcpy(&c->peer.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
       }
     }
+    // Connections per address, across all cores.
+    uint32_t slot = static_cast<uint32_t>(AuthGuard::ip_hash(&c->peer) % RuntimeShared::kIpSlots);
+    uint32_t from_ip = shared_->ip_connections[slot].fetch_add(1, std::memory_order_acq_rel) + 1;
+    c->ip_slot = slot;
+    if (from_ip > static_cast<uint64_t>(config().connections_per_ip_max)) {
+      static const char kBye[] = "* BYE [UNAVAILABLE] Too many connections from your address\r\n";
+      if (!tls) (void)!::send(res, kBye, sizeof kBye - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      RM_LOG(warn, "connection_refused")
+          .kv("peer", c->peer_text())
+          .kv("reason", "connections_per_ip_max");
+      shared_->ip_connections[slot].fetch_sub(1, std::memory_order_acq_rel);
+      close(res);
+      delete c;
+      if ((!accept_armed_ || !accept_tls_armed_) && !shutting_down_) arm_accept();
+      return;
+    }
     if (tls) {
       WOLFSSL_CTX* ctx = shared_->tls_ctx.load(std::memory_order_acquire);
       if (ctx) c->tls = std::make_unique<TlsStream>(ctx);
       if (!c->tls || !c->tls->valid()) {
         RM_LOG(error, "tls_session_failed").kv("core", index_).kv("peer", c->peer_text());
+        shared_->ip_connections[slot].fetch_sub(1, std::memory_order_acq_rel);
         close(res);
         delete c;
         if (!accept_tls_armed_ && !shutting_down_) arm_accept();
@@ -662,6 +679,8 @@ void Reactor::free_connection(Connection* c) {
   connections_--;
   RM_LOG(debug, "close").kv("core", index_).kv("conn", c->id);
   if (c->fd >= 0) close(c->fd);  // a socket without SO_LINGER: close() does not block
+  if (c->ip_slot != UINT32_MAX)
+    shared_->ip_connections[c->ip_slot].fetch_sub(1, std::memory_order_acq_rel);
   delete static_cast<SendOp*>(c->send_op);
   delete c;
 }

@@ -68,6 +68,11 @@ struct RuntimeShared {
   // Moves on when an admin changed credentials (`ringmail user passwd|del|app-password ...`):
   // every core's cache of recent logins is then dropped.
   std::atomic<uint64_t> credentials_epoch{0};
+  // Connections per client address (hashed into slots; see Connection::ip_slot).
+  static constexpr size_t kIpSlots = 1 << 16;
+  std::unique_ptr<std::atomic<uint32_t>[]> ip_connections {
+    new std::atomic<uint32_t>[ kIpSlots ]()
+  };
   AuditLog* audit = nullptr;
 };
 

@@ -1,7 +1,6 @@
 #include "protocol/scram.h"
 
 #include "core/crypto.h"
-#include "protocol/imap_text.h"
 
 namespace ringmail {
 namespace {
@@ -42,6 +41,13 @@ std::string_view next_attr(std::string_view* rest) {
   return a;
 }
 
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
 const std::string& decoy_secret() {
   static const std::string kSecret = [] {
     std::string s(32, '\0');
@@ -52,6 +58,17 @@ const std::string& decoy_secret() {
 }
 
 }  // namespace
+
+bool sasl_plain_parse(std::string_view msg, std::string_view* authz, std::string_view* authc,
+                      std::string_view* password) {
+  size_t a = msg.find('\0');
+  size_t b = a == std::string_view::npos ? a : msg.find('\0', a + 1);
+  if (b == std::string_view::npos) return false;
+  *authz = msg.substr(0, a);
+  *authc = msg.substr(a + 1, b - a - 1);
+  *password = msg.substr(b + 1);
+  return true;
+}
 
 bool ScramServer::client_first(std::string_view msg, std::string* error) {
   // gs2-header: gs2-cbind-flag "," [authzid] ","

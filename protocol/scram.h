@@ -10,6 +10,10 @@
 
 namespace ringmail {
 
+// PLAIN (RFC 4616): authzid NUL authcid NUL passwd. False when there are not two NULs.
+bool sasl_plain_parse(std::string_view msg, std::string_view* authz, std::string_view* authc,
+                      std::string_view* password);
+
 class ScramServer {
  public:
   enum class Result { ok, failed, malformed };

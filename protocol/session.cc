@@ -105,11 +105,25 @@ size_t ImapSession::input_reserve() const {
 }
 
 size_t ImapSession::on_input(Connection& c, std::string_view input) {
+  size_t consumed = on_input_commands(c, input);
+  if (state_ == State::not_authenticated) preauth_bytes_ += consumed;
+  return consumed;
+}
+
+size_t ImapSession::on_input_commands(Connection& c, std::string_view input) {
   size_t consumed = 0;
+  const uint64_t preauth_max = static_cast<uint64_t>(c.reactor->config().preauth_bytes_max);
   const size_t output_max = static_cast<size_t>(c.reactor->config().output_bytes_max);
   while (consumed < input.size()) {
     if (c.input_paused || c.closing || c.close_now || c.handoff_pending) break;
     if (c.output_bytes() > output_max) break;  // resumes when the client has read some output
+    if (state_ == State::not_authenticated && preauth_bytes_ + consumed >= preauth_max) {
+      // Before login a client may send only so much (slowloris, pre-auth floods).
+      c.write("* BYE [LIMIT] Too much input before authentication\r\n");
+      RM_LOG(info, "protocol_error").kv("peer", c.peer_text()).kv("reason", "preauth_bytes_max");
+      c.close_after_flush();
+      return input.size();
+    }
     std::string_view rest = input.substr(consumed);
     if (spool_ && spool_->left > 0) {
       consumed += spool_take(c, rest);
@@ -710,16 +724,11 @@ void ImapSession::sasl_response(Connection& c, std::string_view line) {
       mech_ = "SCRAM-SHA-256";
       return finish_login(c, tag, st->scram.user(), LoginResult::ok, "");
   }
-  // PLAIN (RFC 4616): authzid NUL authcid NUL passwd.
-  size_t a = decoded.find('\0');
-  size_t b = a == std::string::npos ? a : decoded.find('\0', a + 1);
-  if (b == std::string::npos) {
+  std::string_view authz, authc, pass;
+  if (!sasl_plain_parse(decoded, &authz, &authc, &pass)) {
     explicit_bzero(decoded.data(), decoded.size());
     return respond(c, tag, "BAD Malformed PLAIN response");
   }
-  std::string_view authz(decoded.data(), a);
-  std::string_view authc(decoded.data() + a + 1, b - a - 1);
-  std::string_view pass(decoded.data() + b + 1, decoded.size() - b - 1);
   if (!authz.empty() && !iequals(authz, authc)) {
     explicit_bzero(decoded.data(), decoded.size());
     return respond(c, tag, "NO [AUTHORIZATIONFAILED] No authorization as another user");
@@ -996,6 +1005,12 @@ void ImapSession::on_mail_ready(Connection& c, OpenUser* user, const Status& s) 
   if (!s.is_ok()) {
     core(c).detach(c, this, user);
     respond(c, tag, "NO [UNAVAILABLE] Your mail cannot be opened now; try again later");
+    return;
+  }
+  if (user->sessions.size() > static_cast<uint64_t>(c.reactor->config().connections_per_user_max)) {
+    core(c).detach(c, this, user);
+    RM_LOG(warn, "login_refused").kv("user", user_).kv("reason", "connections_per_user_max");
+    respond(c, tag, "NO [LIMIT] Too many connections for this user; close some and try again");
     return;
   }
   open_ = user;

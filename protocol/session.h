@@ -62,6 +62,7 @@ class ImapSession : public Session {
     std::vector<std::string> keywords;
   };
 
+  size_t on_input_commands(Connection& c, std::string_view input);
   void execute(Connection& c, std::string_view frame, const ExternalLiteral* external = nullptr,
                size_t external_count = 0);
   // Large APPEND literals go to a spool file as they arrive (session.cc).
@@ -156,7 +157,9 @@ class ImapSession : public Session {
   const char* mech_ = "LOGIN";
   std::string app_label_;  // the app password the last login used, for the audit log
   uint64_t appendlimit_ = 0;
-  uint64_t input_reserved_ = 0;  // of ImapCore::literal_bytes, for the command being read
+  uint64_t input_reserved_ = 0;
+  uint64_t preauth_bytes_ = 0;  // input taken before authentication (preauth_bytes_max)  // of
+                                // ImapCore::literal_bytes, for the command being read
   OpenUser* open_ = nullptr;
 
   bool starttls_discard_ = false;  // STARTTLS answered: the rest of the input is dropped

@@ -6,6 +6,8 @@
 // record and the ENVELOPE/BODYSTRUCTURE renderer. An input that starts "RMIM" 0x01 is also decoded
 // as a MIME cache record (run_record).
 //
+// Built with -DRINGMAIL_FUZZ_MIME it is the MIME target instead (mime_fuzz; see the end).
+//
 // A finding is a sanitizer report, an RM_ASSERT of the code under test, or a FUZZ_CHECK here: an
 // invariant the headers promise (named in its message).
 #include <xxhash.h>
@@ -966,7 +968,19 @@ void run_one(std::string_view input) {
 }  // namespace
 }  // namespace ringmail
 
+#ifdef RINGMAIL_FUZZ_MIME
+// The MIME target (mime_fuzz): the whole input is one message, straight into the parse, the
+// checks above, the renderer and the cache record round trip; no IMAP around it.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static ringmail::MimeParser parser;
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  if (bytes.size() <= ringmail::kMimeInputBytesMax)
+    (void)ringmail::parse_and_render(bytes, &parser);
+  return 0;
+}
+#else
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ringmail::run_one(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }
+#endif

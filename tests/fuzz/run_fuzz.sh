@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# Runs the parser fuzz target for a bounded time over a scratch copy of the seed corpus (the seeds
-# in the repository stay as written). Exits non-zero when libFuzzer finds a crash, a leak, a
-# timeout or an out-of-memory; the reproducer is left in the artifacts directory.
+# Runs a fuzz target (parser, sasl or mime; default parser) for a bounded time over a scratch copy
+# of its seed corpus (the seeds in the repository stay as written). Exits non-zero when libFuzzer
+# finds a crash, a leak, a timeout or an out-of-memory; the reproducer is left in the artifacts
+# directory.
 #
-#   tests/fuzz/run_fuzz.sh DIR_OF_BINARY SECONDS
+#   tests/fuzz/run_fuzz.sh DIR_OF_BINARY SECONDS [TARGET]
 #
 # RINGMAIL_FUZZ_ARTIFACTS (default DIR_OF_BINARY/fuzz-artifacts) is where reproducers go;
 # RINGMAIL_FUZZ_ARGS adds libFuzzer flags (e.g. "-jobs=2 -workers=2").
 set -euo pipefail
 
-if [[ $# -ne 2 || ! "$2" =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 DIR_OF_BINARY SECONDS" >&2
+if [[ $# -lt 2 || $# -gt 3 || ! "$2" =~ ^[0-9]+$ ]]; then
+  echo "usage: $0 DIR_OF_BINARY SECONDS [parser|sasl|mime]" >&2
   exit 2
 fi
-bin="$1/parser_fuzz"
+target="${3:-parser}"
+bin="$1/${target}_fuzz"
 seconds="$2"
-seeds="$(cd "$(dirname "$0")" && pwd)/corpus/parser"
+seeds="$(cd "$(dirname "$0")" && pwd)/corpus/$target"
 if [[ ! -x "$bin" ]]; then
   echo "run_fuzz.sh: no fuzz target at $bin" >&2
   exit 2
 fi
-artifacts="${RINGMAIL_FUZZ_ARTIFACTS:-$1/fuzz-artifacts}"
+artifacts="${RINGMAIL_FUZZ_ARTIFACTS:-$1/fuzz-artifacts/$target}"
 mkdir -p "$artifacts"
 corpus="$(mktemp -d "${TMPDIR:-/tmp}/ringmail-fuzz.XXXXXX")"
 trap 'rm -rf "$corpus"' EXIT
