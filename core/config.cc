@@ -35,6 +35,7 @@ const Setting kSettings[] = {
     {"allow_plaintext_auth", Kind::integer, 0, 1, nullptr, &Config::allow_plaintext_auth},
     {"sasl_login", Kind::integer, 0, 1, nullptr, &Config::sasl_login},
     {"audit_log", Kind::string, 0, 4096, &Config::audit_log, nullptr},
+    {"user", Kind::string, 0, 64, &Config::user, nullptr},
     {"connections_per_ip_max", Kind::integer, 1, 10000000, nullptr,
      &Config::connections_per_ip_max},
     {"connections_per_user_max", Kind::integer, 1, 1000000, nullptr,

@@ -48,6 +48,9 @@ struct Config {
   int64_t connections_per_user_max = 50;
   // Bytes a client may send before it has authenticated (slowloris, pre-auth floods).
   int64_t preauth_bytes_max = 65536;
+  // Started as root: the account ringmaild runs as once its ports are bound ("" keeps root).
+  // The data directory must belong to it.
+  std::string user;
   // Security events, one key=value line each; "" is DATA/audit.log.
   std::string audit_log;
   // Brute-force defence, counted across all cores: after auth_delay_after failures of a user or

@@ -1,7 +1,9 @@
 #include "core/server.h"
 
+#include <grp.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -49,6 +51,33 @@ std::vector<int> allowed_cpus() {
   }
   if (cpus.empty()) cpus.push_back(0);
   return cpus;
+}
+
+// Runs the process as `user` from here on (ports are bound; the key is read). Files made as root
+// before (the lock file, a self-signed pair) are given to it first.
+bool drop_privileges(const Config& config, const TlsSettings* self_signed, std::string* error) {
+  if (config.user.empty()) return true;
+  passwd* pw = getpwnam(config.user.c_str());
+  if (!pw) {
+    *error = "user " + config.user + ": no such account";
+    return false;
+  }
+  if (geteuid() == pw->pw_uid) return true;
+  for (const std::string& f : {config.data_dir + "/ringmaild.lock", config.data_dir + "/tls",
+                               self_signed ? self_signed->cert_file : std::string(),
+                               self_signed ? self_signed->key_file : std::string()}) {
+    if (!f.empty() && chown(f.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT) {
+      *error = "chown " + f + ": " + strerror(errno);
+      return false;
+    }
+  }
+  if (setgroups(0, nullptr) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 ||
+      setuid(0) == 0) {
+    *error = "cannot become " + config.user + ": " + strerror(errno);
+    return false;
+  }
+  RM_LOG(info, "privileges_dropped").kv("user", config.user).kv("uid", pw->pw_uid);
+  return true;
 }
 
 // The TLS settings in effect: the configured files, or the self-signed pair in DATA/tls/ (made on
@@ -197,14 +226,27 @@ int run_server(const Config& config, Protocol& protocol) {
 
   std::vector<int> listen_fds, tls_fds;
   std::string bound, tls_bound;
-  if (!open_listeners(config.imap_address, threads, &listen_fds, &bound, &error) ||
-      (!config.imaps_listen.empty() &&
-       !open_listeners(config.imaps_address, threads, &tls_fds, &tls_bound, &error))) {
+  // A start that fails from here on says why and gives back what it took.
+  auto fail_start = [&] {
     fprintf(stderr, "ringmaild: %s\n", error.c_str());
     for (int fd : listen_fds) close(fd);
+    for (int fd : tls_fds) close(fd);
     for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
     tls_cleanup();
     return 1;
+  };
+  if (!open_listeners(config.imap_address, threads, &listen_fds, &bound, &error) ||
+      (!config.imaps_listen.empty() &&
+       !open_listeners(config.imaps_address, threads, &tls_fds, &tls_bound, &error))) {
+    return fail_start();
+  }
+
+  {
+    TlsSettings self_signed;
+    bool own_pair = config.tls_cert.empty() && tls_settings(config, &self_signed, &error);
+    if (!drop_privileges(config, own_pair ? &self_signed : nullptr, &error)) {
+      return fail_start();
+    }
   }
 
   // Signals are taken by this thread alone, with sigwait; the reactors inherit the mask.
@@ -222,12 +264,7 @@ int run_server(const Config& config, Protocol& protocol) {
   std::string audit_path =
       config.audit_log.empty() ? config.data_dir + "/audit.log" : config.audit_log;
   if (!audit.start(audit_path, &error)) {
-    fprintf(stderr, "ringmaild: %s\n", error.c_str());
-    for (int fd : listen_fds) close(fd);
-    for (int fd : tls_fds) close(fd);
-    for (WOLFSSL_CTX* ctx : tls_contexts) tls_free_context(ctx);
-    tls_cleanup();
-    return 1;
+    return fail_start();
   }
   AuthGuard guard(static_cast<uint64_t>(config.auth_lockout_s));
   RoutingTable routing(static_cast<uint32_t>(threads), kRoutingSlots);

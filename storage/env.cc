@@ -154,6 +154,11 @@ class PosixEnv : public Env {
     return Status::ok();
   }
 
+  bool is_symlink(const std::string& path) override {
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+  }
+
   Status open_for_sync(const std::string& path, int* fd) override {
     *fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     return *fd >= 0 ? Status::ok() : errno_status("open " + path);

@@ -61,6 +61,9 @@ class Env {
   virtual Status sync_all(const std::string& path) = 0;
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual bool exists(const std::string& path) = 0;
+  // True when `path` itself is a symbolic link (not followed). The store refuses a planted link
+  // in a user's tree: it could lead one user's login into another user's mail.
+  virtual bool is_symlink(const std::string& path) = 0;
   // For syncs submitted elsewhere (io_uring): a descriptor of a file or directory, opened for
   // reading; and a whole file written (created or truncated), not synced, its descriptor kept.
   // The caller closes both.

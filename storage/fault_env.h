@@ -39,6 +39,7 @@ class FaultEnv : public Env {
   Status sync_all(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   bool exists(const std::string& path) override { return base_->exists(path); }
+  bool is_symlink(const std::string& path) override { return base_->is_symlink(path); }
   // Syncs through these descriptors happen outside the Env: a simulated crash does not model
   // them (the store's deferred-metadata mode is the server's, tested on the real binary).
   Status open_for_sync(const std::string& path, int* fd) override {

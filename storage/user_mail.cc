@@ -94,6 +94,8 @@ Status UserMail::open(Env* env, const std::string& user_dir, std::unique_ptr<Use
                       OpenReport* report) {
   *report = OpenReport{};
   std::unique_ptr<UserMail> um(new UserMail(env, user_dir));
+  for (const std::string& d : {user_dir, user_dir + "/seg", user_dir + "/mbox"})
+    if (env->is_symlink(d)) return Status::corrupt(d + " is a symbolic link: refused");
   Status s = env->make_dirs(user_dir + "/seg");
   if (s.is_ok()) s = env->make_dirs(user_dir + "/mbox");
   if (!s.is_ok()) return s;
@@ -388,6 +390,8 @@ Status UserMail::index(uint32_t mailbox_id, MailboxIndex** out) {
     if (r.blob.segment > active) return false;
     return r.blob.segment < active || r.blob.offset + kRecordHeaderBytes + r.size <= valid;
   };
+  if (env_->is_symlink(mailbox_dir(mailbox_id)))
+    return Status::corrupt(mailbox_dir(mailbox_id) + " is a symbolic link: refused");
   std::unique_ptr<MailboxIndex> idx;
   IndexOpenReport report;
   Status s = MailboxIndex::open(env_, mailbox_dir(mailbox_id), mailbox_id, &idx, &report, blob_ok);

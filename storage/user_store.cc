@@ -191,7 +191,10 @@ Status UserStore::remove(std::string_view name) {
 
 Status UserStore::load(std::string_view name, UserRecord* out) const {
   if (!valid_name(name)) return Status::not_found("no such user");
-  std::string path = user_dir(name) + "/auth";
+  std::string dir = user_dir(name);
+  for (const std::string& d : {data_dir_ + "/users", dir.substr(0, dir.rfind('/')), dir})
+    if (env_->is_symlink(d)) return Status::corrupt(d + " is a symbolic link: refused");
+  std::string path = dir + "/auth";
   std::unique_ptr<ReadFile> f;
   Status rs = env_->open_read(path, &f);
   if (rs.code() == Status::Code::not_found)

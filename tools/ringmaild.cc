@@ -1,6 +1,7 @@
 // ringmaild: the IMAP server. Settings come from --config FILE (JSON) and flags that override it;
 // with neither it runs on its embedded default (data in ./var, IMAP on 127.0.0.1:1143).
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,10 +82,38 @@ int main(int argc, char** argv) {
   set_log_level(level);
 
   // The data directory: created private, and locked so two servers never share one store.
-  if (mkdir(config.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+  bool created = mkdir(config.data_dir.c_str(), 0700) == 0;
+  if (!created && errno != EEXIST) {
     fprintf(stderr, "ringmaild: data_dir %s: cannot create: %s\n", config.data_dir.c_str(),
             strerror(errno));
     return 1;
+  }
+  if (!config.user.empty()) {
+    // ringmaild binds its ports as root, then runs as `user` (run_server drops to it): the data
+    // directory must be that account's.
+    passwd* pw = getpwnam(config.user.c_str());
+    if (!pw) {
+      fprintf(stderr, "ringmaild: user %s: no such account\n", config.user.c_str());
+      return 1;
+    }
+    if (geteuid() != 0 && geteuid() != pw->pw_uid) {
+      fprintf(stderr, "ringmaild: user %s: changing to it needs root\n", config.user.c_str());
+      return 1;
+    }
+    struct stat st;
+    if (created && chown(config.data_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      fprintf(stderr, "ringmaild: data_dir %s: chown: %s\n", config.data_dir.c_str(),
+              strerror(errno));
+      return 1;
+    }
+    if (stat(config.data_dir.c_str(), &st) != 0 || st.st_uid != pw->pw_uid) {
+      fprintf(stderr,
+              "ringmaild: data_dir %s belongs to uid %u, but ringmaild runs as %s (uid %u): "
+              "chown -R %s %s\n",
+              config.data_dir.c_str(), static_cast<unsigned>(st.st_uid), config.user.c_str(),
+              static_cast<unsigned>(pw->pw_uid), config.user.c_str(), config.data_dir.c_str());
+      return 1;
+    }
   }
   std::string lock_path = config.data_dir + "/ringmaild.lock";
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);

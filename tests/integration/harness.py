@@ -172,9 +172,15 @@ class Server:
     def argv(self):
         # Plaintext LOGIN is allowed here (loopback; most tests are about IMAP, not TLS), and
         # IMAPS takes an ephemeral port like IMAP, so tests can run side by side.
+        # Every client here comes from 127.0.0.1: no per-address connection limit unless a test
+        # sets one. A test's own config or flag for any of these wins.
         argv = [bin_path("ringmaild"), "--data-dir", self.data_dir, "--imap-listen", HOST + ":0",
-                "--imaps-listen", HOST + ":0", "--allow-plaintext-auth", "1",
                 "--threads", str(self.threads), "--log-level", self.log_level]
+        for key, value in (("imaps_listen", HOST + ":0"), ("allow_plaintext_auth", "1"),
+                           ("connections_per_ip_max", "1000000")):
+            flag = "--" + key.replace("_", "-")
+            if key not in (self.config or {}) and flag not in self.extra_args:
+                argv += [flag, value]
         if self.config is not None:
             path = os.path.join(self._tmp, "config.json")
             with open(path, "w") as f:

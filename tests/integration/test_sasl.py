@@ -128,6 +128,7 @@ class TestSasl(ServerTestCase):
             ok = c.readline()
             self.assertTrue(ok.startswith("s OK [CAPABILITY IMAP4rev1 "), ok)
             self.assertEqual(c.command("n", "NOOP"), ["n OK NOOP completed"])
+        self.srv.wait_log_count(r"event=login ", 2)
         self.assertEqual([e.get("mech") for e in self.srv.events("login")],
                          ["SCRAM-SHA-256", "SCRAM-SHA-256"])
 
