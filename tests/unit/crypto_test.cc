@@ -44,7 +44,8 @@ TEST(Crypto, Base64RoundTripsAndRejectsGarbage) {
   EXPECT_EQ(out, "any carnal pleas");
   EXPECT_FALSE(base64_decode("!!!!", &out));
   // Strict: the fuzzer found a SCRAM proof accepted with a byte after its padding.
-  for (const char* bad : {"YQ==#", "YQ=", "Y Q==", "YQ==YQ==", "YQ=a", "Y===", "====", "YQ\n==", "YR=="})
+  for (const char* bad :
+       {"YQ==#", "YQ=", "Y Q==", "YQ==YQ==", "YQ=a", "Y===", "====", "YQ\n==", "YR=="})
     EXPECT_FALSE(base64_decode(bad, &out)) << bad;
   ASSERT_TRUE(base64_decode("YWI=", &out));
   EXPECT_EQ(out, "ab");
