@@ -828,11 +828,19 @@ bool ImapSession::auth_gate(Connection& c, std::string_view tag, const std::stri
   uint32_t uf = g.failures("u:" + user, now_s);
   uint32_t ipf = g.failures(AuthGuard::ip_key(&c.peer), now_s);
   if (uf < static_cast<uint64_t>(cfg.auth_lockout_failures) &&
-      ipf < static_cast<uint64_t>(cfg.auth_lockout_ip_failures))
+      ipf < static_cast<uint64_t>(cfg.auth_lockout_ip_failures)) {
+    // Counted when it fails, not here: a client opening ten connections at once with the right
+    // password must not lock itself out while the hashes run. So guesses already in flight at
+    // the threshold may each still be counted (at most one per connection).
     return true;
+  }
   audit_auth(c, "auth_refused_locked", user, std::max(uf, ipf));
   RM_LOG(info, "login_refused").kv("user", user).kv("peer", c.peer_text()).kv("reason", "locked");
-  respond(c, tag, "NO [UNAVAILABLE] Too many failed authentications; try again later");
+  // Answered as late as the slowest failure: a locked-out guesser gets few tries per second
+  // (and the audit log few lines), and a locked name looks like any other.
+  respond_later(c, std::string(tag),
+                "NO [UNAVAILABLE] Too many failed authentications; try again later",
+                static_cast<uint64_t>(cfg.auth_delay_max_ms));
   return false;
 }
 
