@@ -114,7 +114,11 @@ class TestBruteForce(ServerTestCase):
 
     def test_parallel_attack_from_many_connections(self):
         # 8 threads guess at once; the server must lock alice out after 5 counted failures no
-        # matter which core each connection landed on, and answer bob throughout.
+        # matter which core each connection landed on, and answer bob throughout. A lockout
+        # window long enough to outlast the delayed refusals, however slow the build.
+        self.srv = self.server(users=USERS, threads=2, config={
+            "auth_lockout_failures": 5, "auth_lockout_ip_failures": 1000,
+            "auth_delay_after": 2, "auth_delay_max_ms": 400, "auth_lockout_s": 120})
         results = []
         lock = threading.Lock()
 
