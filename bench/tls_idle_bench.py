@@ -39,7 +39,9 @@ class Server:
         self.proc = subprocess.Popen(
             [os.path.join(build, "ringmaild"), "--data-dir", data, "--imap-listen", "127.0.0.1:0",
              "--imaps-listen", "127.0.0.1:0", "--allow-plaintext-auth", "1", "--threads",
-             str(threads), "--auth-lockout-ip-failures", "1000000"],
+             str(threads), "--auth-lockout-ip-failures", "1000000",
+             "--connections-per-user-max", "1000000",
+             "--connections-per-ip-max", "1000000"],
             stderr=self.log)
         self.port = self.tls_port = None
         deadline = time.time() + 30
@@ -94,7 +96,7 @@ def measure(args, server, data, tls):
     loop = asyncio.new_event_loop()
     before = rss(server.proc.pid)
     conns, took = loop.run_until_complete(
-        hold(server.tls_port if tls else server.port, ctx, "bench-password-1", args.connections))
+        hold(server.tls_port if tls else server.port, ctx, "idle-tls-4711-pw", args.connections))
     time.sleep(2)  # let the server settle (buffers released, handoffs done)
     after = rss(server.proc.pid)
     for _, w in conns:
@@ -126,7 +128,7 @@ def main():
     try:
         data = os.path.join(tmp, "data")
         subprocess.run([os.path.join(args.build, "ringmail"), "user", "add", "bench", "--data-dir",
-                        data, "--iterations", "4096"], input=b"bench-password-1\n", check=True,
+                        data, "--iterations", "4096"], input=b"idle-tls-4711-pw\n", check=True,
                        capture_output=True)
         results = []
         for tls in (False, True):
