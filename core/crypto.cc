@@ -91,6 +91,15 @@ bool base64_decode(std::string_view text, std::string* out) {
   return base64_encode(*out) == text;
 }
 
+const std::string& process_secret() {
+  static const std::string kSecret = [] {
+    std::string s(32, '\0');
+    random_bytes(s.data(), s.size());
+    return s;
+  }();
+  return kSecret;
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   uint8_t diff = 0;

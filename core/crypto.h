@@ -15,6 +15,10 @@ Sha256Digest hmac_sha256(std::string_view key, std::string_view data);
 // PBKDF2-HMAC-SHA256 with a 32-byte output (RFC 8018); the SaltedPassword of SCRAM-SHA-256.
 Sha256Digest pbkdf2_sha256(std::string_view password, std::string_view salt, uint32_t iterations);
 
+// 32 random bytes made once per process on first use; never leave it (keys for MACs whose
+// results must not be predictable from outside: the credentials cache, SCRAM decoy salts).
+const std::string& process_secret();
+
 // Fills `out` from the system's CSPRNG (getrandom); aborts if the kernel cannot supply it.
 void random_bytes(void* out, size_t len);
 

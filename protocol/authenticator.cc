@@ -1,19 +1,6 @@
 #include "protocol/authenticator.h"
 
 namespace ringmail {
-namespace {
-
-// Made once, on first use, from the CSPRNG; never leaves the process.
-const std::string& process_secret() {
-  static const std::string kSecret = [] {
-    std::string s(32, '\0');
-    random_bytes(s.data(), s.size());
-    return s;
-  }();
-  return kSecret;
-}
-
-}  // namespace
 
 LoginResult verify_login(const UserStore& store, std::string_view user, std::string_view password,
                          std::string* error, std::string* app_label) {

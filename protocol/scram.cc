@@ -48,15 +48,6 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
-const std::string& decoy_secret() {
-  static const std::string kSecret = [] {
-    std::string s(32, '\0');
-    random_bytes(s.data(), s.size());
-    return s;
-  }();
-  return kSecret;
-}
-
 }  // namespace
 
 bool sasl_plain_parse(std::string_view msg, std::string_view* authz, std::string_view* authc,
@@ -163,7 +154,7 @@ UserRecord ScramServer::decoy_record(std::string_view user) {
   UserRecord rec;
   rec.name = std::string(user);
   rec.iterations = UserStore::kDefaultIterations;
-  Sha256Digest salt = hmac_sha256(decoy_secret(), std::string("salt:") + std::string(user));
+  Sha256Digest salt = hmac_sha256(process_secret(), std::string("salt:") + std::string(user));
   rec.salt.assign(reinterpret_cast<const char*>(salt.data()), 16);
   random_bytes(rec.stored_key.data(), rec.stored_key.size());  // matches nothing
   random_bytes(rec.server_key.data(), rec.server_key.size());
