@@ -48,6 +48,36 @@ OWNER = re.compile(rb"\r\nX-Crash-Owner: (\S+)\r\n")
 MESSAGE_ID = re.compile(rb"^Message-ID: <([^>]+)>")
 
 
+def drive_and_kill(srv, clients, rng, kill_after_s):
+    """Runs the clients against `srv`, SIGKILLs it after a random delay from `kill_after_s`,
+    and returns what went wrong besides the kill (shared with test_mailbox_crash.py)."""
+    threads = [threading.Thread(target=c.run, args=(srv.port,), daemon=True) for c in clients]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    # From the start of the cycle: now and then the kill lands while the mail is being opened.
+    time.sleep(max(0.0, started + rng.uniform(*kill_after_s) - time.monotonic()))
+    killed_at = time.monotonic()
+    alive = srv.running()
+    rc = srv.stop(signal.SIGKILL)
+    deadline = time.monotonic() + TIMEOUT
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    problems = []
+    if not alive or rc != -signal.SIGKILL:
+        problems.append("ringmaild died before the kill: exit %r" % rc)
+    problems += ["sanitizer/assertion: " + l for l in crash_lines(srv.log_lines())]
+    for c, t in zip(clients, threads):
+        if t.is_alive():
+            problems.append("%s still running %.0f s after the kill" % (c.name, TIMEOUT))
+        elif c.error:
+            problems.append("%s failed:\n%s" % (c.name, c.error))
+        elif c.ended is None or c.ended[0] < killed_at:
+            problems.append("%s: the server closed the connection before the kill: %r"
+                            % (c.name, c.ended))
+    return problems
+
+
 class Msg:
     """A message as a client sees it: its exact bytes and its flags."""
     __slots__ = ("body", "flags")
@@ -538,33 +568,6 @@ class ImapCrashTest(unittest.TestCase):
                     world.uidvalidity[user][box] = select_info(
                         c.command("s", "SELECT " + box), "s", box)["UIDVALIDITY"]
 
-    def drive_and_kill(self, srv, world, clients, rng):
-        threads = [threading.Thread(target=c.run, args=(srv.port,), daemon=True) for c in clients]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        # From the start of the cycle: now and then the kill lands while the mail is being opened.
-        time.sleep(max(0.0, started + rng.uniform(*KILL_AFTER_S) - time.monotonic()))
-        killed_at = time.monotonic()
-        alive = srv.running()
-        rc = srv.stop(signal.SIGKILL)
-        deadline = time.monotonic() + TIMEOUT
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        problems = []
-        if not alive or rc != -signal.SIGKILL:
-            problems.append("ringmaild died before the kill: exit %r" % rc)
-        problems += ["sanitizer/assertion: " + l for l in crash_lines(srv.log_lines())]
-        for c, t in zip(clients, threads):
-            if t.is_alive():
-                problems.append("%s still running %.0f s after the kill" % (c.name, TIMEOUT))
-            elif c.error:
-                problems.append("%s failed:\n%s" % (c.name, c.error))
-            elif c.ended is None or c.ended[0] < killed_at:
-                problems.append("%s: the server closed the connection before the kill: %r"
-                                % (c.name, c.ended))
-        return problems
-
     def test_every_acknowledged_imap_change_survives_sigkill(self):
         rng = random.Random(SEED)
         world = World()
@@ -578,7 +581,7 @@ class ImapCrashTest(unittest.TestCase):
             world.ops = []
             clients = [Client(world, u, i, random.Random(rng.random()), serials.get((u, i), 0))
                        for u, n in CLIENTS.items() for i in range(n)]
-            problems = self.drive_and_kill(srv, world, clients, rng)
+            problems = drive_and_kill(srv, clients, rng, KILL_AFTER_S)
             for c in clients:
                 serials[(c.user, int(c.name.split(".")[1]))] = c.serial
             killed_log = srv.log_lines()

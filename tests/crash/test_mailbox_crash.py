@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 from harness import TIMEOUT, Server, crash_lines, run_ringmail  # noqa: E402
-from test_imap_crash import PASSWORD, Conn, select_info  # noqa: E402
+from test_imap_crash import PASSWORD, Conn, drive_and_kill, select_info  # noqa: E402
 
 CYCLES = int(os.environ.get("RINGMAIL_MAILBOX_CRASH_CYCLES", "10"))
 SEED = int(os.environ.get("RINGMAIL_MAILBOX_CRASH_SEED", "2718"))
@@ -446,32 +446,6 @@ class MailboxCrashTest(unittest.TestCase):
                       cycle, SEED, "\n".join(problems), "\n  ".join(map(repr, pending)) or "none",
                       "\n".join("%s:\n  %s" % (n, "\n  ".join(l[-15:])) for n, l in logs), keep))
 
-    def drive_and_kill(self, srv, clients, rng):
-        threads = [threading.Thread(target=c.run, args=(srv.port,), daemon=True) for c in clients]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        time.sleep(max(0.0, started + rng.uniform(*KILL_AFTER_S) - time.monotonic()))
-        killed_at = time.monotonic()
-        alive = srv.running()
-        rc = srv.stop(signal.SIGKILL)
-        deadline = time.monotonic() + TIMEOUT
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        problems = []
-        if not alive or rc != -signal.SIGKILL:
-            problems.append("ringmaild died before the kill: exit %r" % rc)
-        problems += ["sanitizer/assertion: " + l for l in crash_lines(srv.log_lines())]
-        for c, t in zip(clients, threads):
-            if t.is_alive():
-                problems.append("%s still running %.0f s after the kill" % (c.name, TIMEOUT))
-            elif c.error:
-                problems.append("%s failed:\n%s" % (c.name, c.error))
-            elif c.ended is None or c.ended[0] < killed_at:
-                problems.append("%s: the server closed the connection before the kill: %r"
-                                % (c.name, c.ended))
-        return problems
-
     def test_every_acknowledged_mailbox_change_survives_sigkill(self):
         rng = random.Random(SEED)
         srv = self.start(users={USER: PASSWORD})
@@ -489,7 +463,7 @@ class MailboxCrashTest(unittest.TestCase):
         for cycle in range(CYCLES):
             clients = [Client(i, states[i], random.Random(rng.random()), serials[i])
                        for i in range(CLIENTS)]
-            problems = self.drive_and_kill(srv, clients, rng)
+            problems = drive_and_kill(srv, clients, rng, KILL_AFTER_S)
             serials = [c.serial for c in clients]
             logs = [("killed server", srv.log_lines())]
             if problems:
