@@ -66,6 +66,8 @@ const Setting kSettings[] = {
     {"segment_bytes_max", Kind::integer, 65536, 1LL << 30, nullptr, &Config::segment_bytes_max},
     {"compact_released_bytes_min", Kind::integer, 1, 1LL << 40, nullptr,
      &Config::compact_released_bytes_min},
+    {"fts_index", Kind::integer, 0, 1, nullptr, &Config::fts_index},
+    {"fts_batch_docs", Kind::integer, 1, 1000000, nullptr, &Config::fts_batch_docs},
     {"output_bytes_max", Kind::integer, 4096, 1LL << 30, nullptr, &Config::output_bytes_max},
     {"auth_cache_ttl_s", Kind::integer, 0, 86400, nullptr, &Config::auth_cache_ttl_s},
     {"helper_threads", Kind::integer, 1, 64, nullptr, &Config::helper_threads},

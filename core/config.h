@@ -87,6 +87,11 @@ struct Config {
   // its segments are compacted on the helper pool (only segments at least a quarter garbage are
   // rewritten).
   int64_t compact_released_bytes_min = 1 << 20;
+  // The full-text index (storage/fts.h): 1 indexes messages as they are stored and answers
+  // SEARCH's text keys from it (then verifies the candidates); 0 scans every message.
+  int64_t fts_index = 1;
+  // Messages a mailbox's index keeps in memory before writing them as an index segment.
+  int64_t fts_batch_docs = 1000;
   int64_t segment_bytes_max = 64 << 20;  // a segment file is sealed at this size
   // How a reactor wakes another after handing it a connection: "auto" (IORING_OP_MSG_RING where
   // the kernel has it, else the target's eventfd), "msg_ring" or "eventfd".

@@ -57,10 +57,13 @@ void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   auto job = std::make_shared<Job>();
   job->dir = store.user_dir(user);
   const auto segment_bytes = static_cast<uint64_t>(reactor_.config().segment_bytes_max);
+  const bool fts_on = reactor_.config().fts_index != 0;
+  const auto fts_batch = static_cast<uint32_t>(reactor_.config().fts_batch_docs);
   // Opening reads (and may repair) files: it runs on the helper pool, never here.
-  auto work = [job, segment_bytes] {
+  auto work = [job, segment_bytes, fts_on, fts_batch] {
     job->status = UserMail::open(Env::posix(), job->dir, &job->mail, &job->report);
     if (job->status.is_ok()) job->mail->set_segment_bytes_max(segment_bytes);
+    if (job->status.is_ok()) job->mail->set_fts(fts_on, fts_batch);
     if (job->status.is_ok()) job->status = job->mail->load_all(kCheckpointLogBytes);
   };
   auto done = [this, u, job](bool) {
@@ -289,6 +292,11 @@ void ImapCore::close_idle() {
     bool expired = reactor_.now_ms() - u->idle_since_ms >= idle_ms || idle_.size() > max;
     if (!expired || !evictable(u)) break;
     idle_.pop_front();
+    if (u->mail && u->failed.is_ok()) {
+      // What the index holds in memory goes to disk (or is indexed again at the next search).
+      Status s = u->mail->fts_flush();
+      if (!s.is_ok()) RM_LOG(warn, "fts_failed").kv("user", u->name).kv("error", s.message());
+    }
     users_.erase(u->name);  // closes its files and unmaps its segments
   }
 }

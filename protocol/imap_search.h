@@ -94,6 +94,10 @@ constexpr uint32_t kSearchKeysMax = 1000;  // search keys in all, nested ones in
 // with NO [BADCHARSET (UTF-8 US-ASCII)].
 SearchParse parse_search(CommandReader& r, SearchCommand* out, std::string* error);
 
+// Parses only the search keys and the final CRLF (no RETURN, no CHARSET): SORT and THREAD
+// (RFC 5256) read their charset themselves and then call this. Same errors as parse_search.
+SearchParse parse_search_keys(CommandReader& r, SearchCommand* out, std::string* error);
+
 // Evaluates the program for one message into *matched. False when an accessor of `msg` failed
 // (a storage error: *matched is then unspecified).
 // The evaluation reuses buffers in `cmd`: one command is evaluated by one thread at a time.
@@ -104,6 +108,15 @@ bool search_matches(const SearchCommand& cmd, const SearchMailbox& box, const Se
 // The largest message sequence number written in the program's (non-UID) sequence sets, "*"
 // not counted: a number beyond the mailbox's messages makes the command BAD (RFC 9051 section 9).
 uint32_t search_max_sequence_number(const SearchCommand& cmd);
+
+// Narrowing by a full-text index. `lookup(needle, out)` appends, ascending, a superset of the
+// indexed messages' UIDs whose text contains the folded `needle`, or returns false when it cannot
+// narrow (a needle shorter than a trigram). Returns true and a sorted set in *uids when every
+// indexed message the command can match is in it; false when any may match. Only what the index
+// covers may be skipped: the caller still evaluates every message it does not cover.
+using IndexLookup = std::function<bool(std::string_view needle, std::vector<uint32_t>* out)>;
+bool search_index_candidates(const SearchCommand& cmd, const IndexLookup& lookup,
+                             std::vector<uint32_t>* uids);
 
 // Whether any key reads the message bytes or MIME structure (a flag-only search needs neither).
 bool search_needs_content(const SearchCommand& cmd);

@@ -124,6 +124,9 @@ class ImapSession : public Session {
   void cmd_copy(Connection& c, std::string_view tag, CommandReader& r, bool uid, bool move);
   void cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid);
   void cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  // RFC 5256 SORT and THREAD (protocol/session_sort.cc).
+  void cmd_sort(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  void cmd_thread(Connection& c, std::string_view tag, CommandReader& r, bool uid);
   void cmd_idle(Connection& c, std::string_view tag, CommandReader& r);
   void idle_input(Connection& c, std::string_view line);
   bool read_flag_list(CommandReader& r, Flags* flags, std::string* error);

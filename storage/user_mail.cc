@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/log.h"
 #include "storage/mime_cache.h"
 
 namespace ringmail {
@@ -294,6 +295,7 @@ Status UserMail::delete_mailbox(std::string_view name) {
   if (syncing_indexes_.count(id)) retired_indexes_.push_back(std::move(it->second));  // fd in use
   indexes_.erase(it);
   dirty_indexes_.erase(id);
+  fts_.erase(id);
   usage_.bytes -= gone.bytes;
   usage_.messages -= gone.messages;
   released_bytes_ += gone.bytes;
@@ -435,7 +437,126 @@ Status UserMail::append(uint32_t mailbox_id, std::string_view message, int64_t i
   usage_.bytes += rec.size;
   usage_.messages++;
   *out = rec;
+  if (fts_enabled_) {
+    // Indexed now when the index covers everything before it; otherwise fts_catch_up() will.
+    // A failure here costs only speed: SEARCH scans what the index does not cover.
+    FtsIndex* f = nullptr;
+    const auto& recs = idx->records();
+    if (fts(mailbox_id, &f).is_ok() && f &&
+        (recs.size() < 2 || recs[recs.size() - 2].uid <= f->covered_uid())) {
+      Status fs = fts_add(mailbox_id, f, rec, message, mime_);
+      if (!fs.is_ok()) RM_LOG(warn, "fts_failed").kv("dir", dir_).kv("error", fs.message());
+    }
+  }
   return Status::ok();
+}
+
+Status UserMail::fts(uint32_t mailbox_id, FtsIndex** out) {
+  *out = nullptr;
+  if (!fts_enabled_) return Status::ok();
+  auto it = fts_.find(mailbox_id);
+  if (it != fts_.end()) {
+    *out = it->second.get();
+    return Status::ok();
+  }
+  MailboxIndex* idx;
+  Status s = index(mailbox_id, &idx);
+  if (!s.is_ok()) return s;
+  std::unique_ptr<FtsIndex> f;
+  std::vector<std::string> dropped;
+  s = FtsIndex::open(env_, mailbox_dir(mailbox_id), idx->uidvalidity(), &f, &dropped);
+  for (const std::string& d : dropped) RM_LOG(warn, "fts_segment_dropped").kv("problem", d);
+  if (!s.is_ok()) return s;
+  *out = f.get();
+  fts_[mailbox_id] = std::move(f);
+  return Status::ok();
+}
+
+Status UserMail::fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& rec,
+                         std::string_view message, const MimeInfo& mime) {
+  text_extract_.extract(message, mime, &text_);
+  f->add(rec.uid, text_);
+  if (text_.capacity() > (8u << 20)) std::string().swap(text_);
+  if (f->pending_docs() < fts_batch_docs_) return Status::ok();
+  MailboxIndex* idx;
+  Status s = index(mailbox_id, &idx);
+  if (!s.is_ok()) return s;
+  return f->flush([idx](uint32_t uid) { return idx->find(uid) >= 0; });
+}
+
+Status UserMail::fts_catch_up(uint32_t mailbox_id, uint64_t budget_bytes, bool* done) {
+  *done = true;
+  FtsIndex* f;
+  Status s = fts(mailbox_id, &f);
+  if (!s.is_ok() || !f) return s;
+  MailboxIndex* idx;
+  s = index(mailbox_id, &idx);
+  if (!s.is_ok()) return s;
+  const auto& recs = idx->records();
+  auto it = std::upper_bound(recs.begin(), recs.end(), f->covered_uid(),
+                             [](uint32_t u, const MessageRecord& r) { return u < r.uid; });
+  uint64_t used = 0;
+  for (; it != recs.end(); ++it) {
+    if (used >= budget_bytes) {
+      *done = false;
+      return Status::ok();
+    }
+    const MessageRecord rec = *it;  // fts_add may flush, which does not change the records
+    std::string_view bytes;
+    s = read(rec, false, &bytes);
+    if (s.is_ok()) s = read_mime(rec, &fts_mime_);
+    if (!s.is_ok()) return s;
+    if (fts_mime_.message_bytes != bytes.size())
+      return Status::corrupt("MIME structure does not match the message");
+    used += bytes.size();
+    s = fts_add(mailbox_id, f, rec, bytes, fts_mime_);
+    if (!s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+Status UserMail::fts_flush() {
+  for (auto& [id, f] : fts_) {
+    if (f->pending_docs() == 0) continue;
+    MailboxIndex* idx;
+    Status s = index(id, &idx);
+    if (!s.is_ok()) return s;
+    s = f->flush([idx](uint32_t uid) { return idx->find(uid) >= 0; });
+    if (!s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+Status UserMail::fts_stats(FtsStats* out) {
+  *out = FtsStats();
+  for (const Mailbox& m : mailboxes_) {
+    FtsIndex* f;
+    Status s = fts(m.id, &f);
+    if (!s.is_ok()) return s;
+    if (!f) continue;
+    FtsStats st = f->stats();
+    out->docs += st.docs;
+    out->text_bytes += st.text_bytes;
+    out->index_bytes += st.index_bytes;
+    out->segments += st.segments;
+  }
+  return Status::ok();
+}
+
+Status UserMail::fts_rebuild() {
+  const std::vector<Mailbox> boxes = mailboxes_;
+  for (const Mailbox& m : boxes) {
+    FtsIndex* f;
+    Status s = fts(m.id, &f);
+    if (!s.is_ok()) return s;
+    if (!f) continue;
+    s = f->clear();
+    if (!s.is_ok()) return s;
+    bool done = false;
+    s = fts_catch_up(m.id, UINT64_MAX, &done);
+    if (!s.is_ok()) return s;
+  }
+  return fts_flush();
 }
 
 Status UserMail::copy(const MessageRecord& src, uint32_t to_mailbox, uint32_t flags,

@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "storage/env.h"
+#include "storage/fts.h"
 #include "storage/mailbox_index.h"
 #include "storage/mime_parser.h"
+#include "storage/search_text.h"
 #include "storage/segment.h"
 
 namespace ringmail {
@@ -128,6 +130,27 @@ class UserMail {
   Status finish_sync(SyncRound& round, int err);
   Status finish_list_stage(SyncRound& round, int err);
 
+  // The full-text index (storage/fts.h). When on, a message is indexed as it is stored if its
+  // mailbox's index covers every message before it; the rest is indexed by fts_catch_up().
+  // The in-memory part of a mailbox's index is written as a segment every `batch_docs`
+  // messages and by fts_flush().
+  void set_fts(bool on, uint32_t batch_docs) {
+    fts_enabled_ = on;
+    fts_batch_docs_ = batch_docs > 0 ? batch_docs : 1;
+  }
+  bool fts_enabled() const { return fts_enabled_; }
+  // The mailbox's index, opened on first use; nullptr (and ok) when the index is off.
+  Status fts(uint32_t mailbox_id, FtsIndex** out);
+  // Indexes messages the mailbox's index does not cover yet, in UID order, until `budget_bytes`
+  // of messages were read; *done when it covers them all.
+  Status fts_catch_up(uint32_t mailbox_id, uint64_t budget_bytes, bool* done);
+  // Writes every mailbox's in-memory index part as a segment.
+  Status fts_flush();
+  // Messages indexed, bytes of text and of index, over every mailbox (opens them all).
+  Status fts_stats(FtsStats* out);
+  // Drops every mailbox's index and indexes all messages again.
+  Status fts_rebuild();
+
   Usage usage() const { return usage_; }
   // Bytes of messages expunged or deleted since this object was opened or last compacted: when
   // non-zero, compact() may have something to reclaim.
@@ -180,6 +203,14 @@ class UserMail {
   Usage usage_;
   uint64_t released_bytes_ = 0;
   uint64_t segment_bytes_max_ = kSegmentBytesMax;
+  Status fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& rec,
+                 std::string_view message, const MimeInfo& mime);
+  bool fts_enabled_ = false;
+  uint32_t fts_batch_docs_ = 1000;
+  std::map<uint32_t, std::unique_ptr<FtsIndex>> fts_;
+  MessageText text_extract_;
+  std::string text_;
+  MimeInfo fts_mime_;
   MimeParser parser_;  // reused: no allocation per message once warm
   MimeInfo mime_;
   std::string cache_;

@@ -1,0 +1,89 @@
+// The full-text index of one mailbox (format in storage/FORMAT.md, "Full-text index"): trigrams
+// of the folded search text (storage/search_text.h) with, for each, the UIDs of the messages
+// whose text holds it. A query's trigrams narrow the messages to candidates, and SEARCH then
+// verifies each candidate against the message itself, so the answer is exactly a scan's.
+//
+// The index covers the mailbox's messages up to covered_uid(); SEARCH scans the messages above
+// it. Immutable segment files each cover a UID range (lo, hi], the ranges contiguous from 0;
+// newer messages sit in an in-memory part until flush() writes it as a segment; segments of a
+// similar size are merged four at a time, which also drops expunged messages. The index is
+// derived data: a segment file that fails its checks is removed at open, and the messages it
+// covered are indexed again.
+//
+// One thread (the user's owner core), like the rest of UserMail.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/env.h"
+
+namespace ringmail {
+
+struct FtsStats {
+  uint64_t docs = 0;         // messages indexed, in segments and in memory
+  uint64_t text_bytes = 0;   // folded text indexed
+  uint64_t index_bytes = 0;  // segment files
+  uint32_t segments = 0;
+  uint32_t covered_uid = 0;
+};
+
+class FtsIndex {
+ public:
+  static constexpr const char* kDirName = "fts";  // under the mailbox's directory
+  static constexpr size_t kMergeFanIn = 4;
+
+  ~FtsIndex();
+
+  // Opens the index in `mailbox_dir`/fts (created when missing). Segment files that are damaged,
+  // of another UIDVALIDITY or not contiguous with the others are removed and named in *dropped.
+  static Status open(Env* env, const std::string& mailbox_dir, uint32_t uidvalidity,
+                     std::unique_ptr<FtsIndex>* out, std::vector<std::string>* dropped);
+  // Checks every segment file of `mailbox_dir` without changing anything (fsck).
+  static Status verify(Env* env, const std::string& mailbox_dir, uint32_t uidvalidity,
+                       std::vector<std::string>* problems);
+
+  uint32_t covered_uid() const { return covered_; }
+  // Indexes message `uid` with its folded search text (MessageText::extract).
+  // REQUIRES: uid > covered_uid(), and every message of the mailbox below uid is covered.
+  void add(uint32_t uid, std::string_view text);
+  uint32_t pending_docs() const { return mem_docs_; }
+  // Writes the in-memory part as a segment file, then merges while four neighbouring segments
+  // are of one size class. `live` says whether a UID is still in the mailbox.
+  Status flush(const std::function<bool(uint32_t)>& live);
+
+  // Appends to *out, ascending, a superset of the covered UIDs whose text contains `needle`
+  // (folded). False, with nothing appended, when the needle is shorter than a trigram: then
+  // every covered message is a candidate.
+  bool candidates(std::string_view needle, std::vector<uint32_t>* out) const;
+
+  FtsStats stats() const;
+  // Removes every segment and the in-memory part: nothing is covered any more.
+  Status clear();
+
+ private:
+  struct Segment;
+  FtsIndex(Env* env, std::string dir, uint32_t uidvalidity);
+  Status write_segment(uint32_t lo, uint32_t hi, uint32_t docs, uint64_t text_bytes,
+                       const std::vector<uint32_t>& keys,
+                       const std::function<void(uint32_t key, std::vector<uint32_t>*)>& uids);
+  Status merge_tail(const std::function<bool(uint32_t)>& live);
+
+  Env* env_;
+  std::string dir_;
+  uint32_t uidvalidity_;
+  uint32_t covered_ = 0;
+  std::vector<std::unique_ptr<Segment>> segments_;  // by UID range
+  // The in-memory part: UIDs in (mem_lo_, covered_].
+  uint32_t mem_lo_ = 0;
+  uint32_t mem_docs_ = 0;
+  uint64_t mem_text_bytes_ = 0;
+  std::unordered_map<uint32_t, std::vector<uint32_t>> mem_;
+};
+
+}  // namespace ringmail
