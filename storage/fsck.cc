@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "storage/fts.h"
 #include "storage/mailbox_index.h"
 #include "storage/mime_cache.h"
 #include "storage/segment.h"
@@ -169,6 +170,14 @@ class UserCheck {
                           rep.log_problem + "), cut at the next open");
       torn_tail_ = true;
     }
+    // The full-text index is derived data: a damaged segment is removed by --repair (or by the
+    // server when it opens the index) and its messages indexed again; SEARCH scans meanwhile.
+    std::vector<std::string> fts_problems;
+    s = FtsIndex::verify(env_, dir, idx->uidvalidity(), &fts_problems);
+    if (!s.is_ok()) fts_problems.push_back(s.message());
+    for (const std::string& p : fts_problems)
+      r_->damage.push_back("mailbox " + name + " full-text index: " + p);
+    if (!fts_problems.empty()) damaged_fts_.push_back(dir + "/" + FtsIndex::kDirName);
     for (const MessageRecord& m : idx->records()) {
       r_->messages++;
       r_->message_bytes += m.size;
@@ -282,6 +291,11 @@ class UserCheck {
     }
     s = adopt_orphans();
     if (!s.is_ok()) return s;
+    for (const std::string& d : damaged_fts_) {
+      s = env_->remove_tree(d);
+      if (!s.is_ok()) return s;
+      r_->repairs.push_back(d.substr(dir_.size() + 1) + ": removed (indexed again when searched)");
+    }
     if (torn_tail_) {
       // A normal open cuts torn tails of the segment and the logs.
       std::unique_ptr<UserMail> um;
@@ -301,6 +315,7 @@ class UserCheck {
   std::map<uint32_t, SegmentRecords> segments_;
   std::vector<UserMail::Mailbox> list_;
   std::vector<uint32_t> damaged_indexes_;
+  std::vector<std::string> damaged_fts_;  // full-text index directories
   std::vector<uint32_t> orphans_;
   bool list_damaged_ = false;
   bool list_missing_ = false;

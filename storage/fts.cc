@@ -246,6 +246,7 @@ Status FtsIndex::verify(Env* env, const std::string& mailbox_dir, uint32_t uidva
   Status st = env->list_dir(dir, &names);
   if (!st.is_ok()) return st;
   for (const std::string& n : names) {
+    if (n.ends_with(".tmp")) continue;  // a write cut short: harmless, removed at open
     std::unique_ptr<Segment> seg;
     uint32_t lo = 0, hi = 0;
     const std::string path = dir + "/" + n;

@@ -6,6 +6,7 @@
 //   ringmail user import [--data-dir DIR] [--iterations N]   ("name password" lines on stdin)
 //   ringmail fsck [--data-dir DIR] [--user NAME] [--repair]
 //   ringmail compact [--data-dir DIR] [--user NAME]
+//   ringmail index rebuild|stats [--data-dir DIR] [--user NAME]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -44,6 +46,7 @@ constexpr const char* kUsage =
     "stdin)\n"
     "       ringmail fsck [--data-dir DIR] [--user NAME] [--repair]\n"
     "       ringmail compact [--data-dir DIR] [--user NAME]\n"
+    "       ringmail index rebuild|stats [--data-dir DIR] [--user NAME]\n"
     "fsck exits 0 when clean, 1 when it repaired everything it found, 2 when damage is left.\n"
     "The password is read from standard input (one line); on a terminal it is asked twice.\n"
     "It needs 10 characters or more, not the user name, not a common password\n"
@@ -206,6 +209,65 @@ int run_compact(const std::string& data_dir, const std::string& only_user) {
   }
   printf("compact: %zu users, %llu segments rewritten, %.1f MB freed\n", users.size(),
          static_cast<unsigned long long>(segments), static_cast<double>(freed) / 1e6);
+  close(lock_fd);
+  return rc;
+}
+
+// The full-text index, offline: `rebuild` drops every mailbox's index and indexes all messages
+// again; `stats` prints one JSON line per user.
+int run_index(const std::string& data_dir, const std::string& only_user, const std::string& op) {
+  std::string lock_path = data_dir + "/ringmaild.lock";
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return fail("ringmaild is running on " + data_dir + " (or " + lock_path +
+                    " cannot be locked): stop it first",
+                2);
+  UserStore store(data_dir);
+  std::vector<std::string> users;
+  if (int rc = users_to_visit(store, only_user, &users); rc != 0) return rc;
+  int rc = 0;
+  for (const std::string& name : users) {
+    std::string dir = store.user_dir(name);
+    if (!ringmail::Env::posix()->exists(dir + "/mailboxes")) continue;  // no mail yet
+    std::unique_ptr<ringmail::UserMail> um;
+    ringmail::UserMail::OpenReport report;
+    Status s = ringmail::UserMail::open(ringmail::Env::posix(), dir, &um, &report);
+    if (s.is_ok()) {
+      um->set_fts(true, 1000);
+      s = um->load_all(UINT64_MAX);
+    }
+    auto start = std::chrono::steady_clock::now();
+    if (s.is_ok() && op == "rebuild") s = um->fts_rebuild();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ringmail::FtsStats st;
+    if (s.is_ok()) s = um->fts_stats(&st);
+    if (!s.is_ok()) {
+      printf("%s: cannot %s the index: %s\n", name.c_str(), op.c_str(), s.message().c_str());
+      rc = 1;
+      continue;
+    }
+    if (op == "rebuild") {
+      printf(
+          "%s: %llu messages, %.1f MB of text indexed in %.2f s (%.1f MB/s); index %.1f MB "
+          "(%.1f%% of the text) in %u segments\n",
+          name.c_str(), static_cast<unsigned long long>(st.docs),
+          static_cast<double>(st.text_bytes) / 1e6, secs,
+          secs > 0 ? static_cast<double>(st.text_bytes) / 1e6 / secs : 0.0,
+          static_cast<double>(st.index_bytes) / 1e6,
+          st.text_bytes > 0
+              ? 100.0 * static_cast<double>(st.index_bytes) / static_cast<double>(st.text_bytes)
+              : 0.0,
+          st.segments);
+    } else {
+      printf(
+          "{\"user\":\"%s\",\"docs\":%llu,\"text_bytes\":%llu,\"index_bytes\":%llu,"
+          "\"segments\":%u}\n",
+          name.c_str(), static_cast<unsigned long long>(st.docs),
+          static_cast<unsigned long long>(st.text_bytes),
+          static_cast<unsigned long long>(st.index_bytes), st.segments);
+    }
+  }
   close(lock_fd);
   return rc;
 }
@@ -401,6 +463,8 @@ int main(int argc, char** argv) {
   }
   if (words.size() == 1 && words[0] == "fsck") return run_fsck(data_dir, only_user, repair);
   if (words.size() == 1 && words[0] == "compact") return run_compact(data_dir, only_user);
+  if (words.size() == 2 && words[0] == "index" && (words[1] == "rebuild" || words[1] == "stats"))
+    return run_index(data_dir, only_user, words[1]);
   if (words.size() < 2 || words[0] != "user") return usage("expected a command");
   UserStore store(data_dir);
   const std::string& cmd = words[1];
