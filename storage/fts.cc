@@ -446,7 +446,9 @@ bool FtsIndex::candidates(std::string_view needle, std::vector<uint32_t>* out) c
       lists.push_back(&it->second);
     }
     std::sort(lists.begin(), lists.end(), [](auto* a, auto* b) { return a->size() < b->size(); });
-    cur = *lists[0];
+    const std::vector<uint32_t>* first = lists.empty() ? nullptr : lists.front();
+    if (first == nullptr) return true;
+    cur = *first;
     for (size_t f = 1; f < lists.size() && !cur.empty(); f++) {
       merged.clear();
       std::set_intersection(cur.begin(), cur.end(), lists[f]->begin(), lists[f]->end(),
