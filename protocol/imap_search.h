@@ -41,6 +41,8 @@
 
 namespace ringmail {
 
+class UserMail;
+
 // One message as SEARCH sees it. The accessors are lazy: bytes() and mime() are only called when
 // a key needs them; they return false on a storage error (the caller then answers NO).
 // REQUIRES: rec is set. A MIME structure whose size is not that of the bytes is a storage error.
@@ -117,6 +119,25 @@ uint32_t search_max_sequence_number(const SearchCommand& cmd);
 using IndexLookup = std::function<bool(std::string_view needle, std::vector<uint32_t>* out)>;
 bool search_index_candidates(const SearchCommand& cmd, const IndexLookup& lookup,
                              std::vector<uint32_t>* uids);
+
+// The full-text index of a mailbox applied to one command: it first indexes a bounded step of
+// what it does not cover yet, then narrows the covered messages to the candidates of the
+// command's text keys. Messages it does not cover may always match (they are scanned).
+class IndexNarrowing {
+ public:
+  // What one command may index of what the index does not cover yet, at most.
+  static constexpr uint64_t kStepBytes = 32u << 20;
+
+  void apply(const SearchCommand& cmd, UserMail& mail, uint32_t mailbox_id, std::string_view user);
+  // Whether the message with `uid` may match. REQUIRES: ascending UIDs from call to call.
+  bool may_match(uint32_t uid);
+
+ private:
+  bool narrowed_ = false;
+  uint32_t covered_ = 0;
+  std::vector<uint32_t> candidates_;
+  size_t next_ = 0;
+};
 
 // Whether any key reads the message bytes or MIME structure (a flag-only search needs neither).
 bool search_needs_content(const SearchCommand& cmd);

@@ -64,7 +64,8 @@ std::string ImapSession::capabilities_text(const Connection& c) const {
   }
   caps +=
       " ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED "
-      "LIST-STATUS ESEARCH SEARCHRES STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND BINARY";
+      "LIST-STATUS ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+      "STATUS=SIZE CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND BINARY";
   caps += " APPENDLIMIT=" + std::to_string(appendlimit_);
   return caps;
 }
@@ -401,7 +402,8 @@ bool ImapSession::literal_acceptable(Connection& c, std::string_view head,
   static const char* const kWithStrings[] = {
       "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
       "LIST",   "LSUB",    "STATUS", "APPEND", "ENABLE", "ID"};
-  static const char* const kSelectedOnly[] = {"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "UID"};
+  static const char* const kSelectedOnly[] = {"FETCH",  "STORE", "COPY",   "MOVE",
+                                              "SEARCH", "SORT",  "THREAD", "UID"};
   bool known = false;
   for (const char* k : kWithStrings) known |= iequals(cmd, k);
   bool selected_only = false;
@@ -468,7 +470,7 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
     static const char* const kAfterLogin[] = {
         "SELECT",      "EXAMINE", "LIST",    "LSUB",  "CREATE",    "DELETE", "RENAME", "SUBSCRIBE",
         "UNSUBSCRIBE", "STATUS",  "APPEND",  "IDLE",  "NAMESPACE", "FETCH",  "STORE",  "COPY",
-        "MOVE",        "SEARCH",  "EXPUNGE", "CLOSE", "UNSELECT",  "UID"};
+        "MOVE",        "SEARCH",  "EXPUNGE", "CLOSE", "UNSELECT",  "UID",    "SORT",   "THREAD"};
     for (const char* k : kAfterLogin)
       if (iequals(cmd, k)) return respond(c, tag, "BAD Not authenticated");
     return respond(c, tag, "BAD Unknown command");
@@ -495,10 +497,11 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
     c.write("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
     return respond_ok(c, tag, "NAMESPACE completed");
   }
-  bool is_message_command =
-      iequals(cmd, "FETCH") || iequals(cmd, "STORE") || iequals(cmd, "COPY") ||
-      iequals(cmd, "MOVE") || iequals(cmd, "SEARCH") || iequals(cmd, "EXPUNGE") ||
-      iequals(cmd, "CLOSE") || iequals(cmd, "UNSELECT") || iequals(cmd, "UID");
+  bool is_message_command = iequals(cmd, "FETCH") || iequals(cmd, "STORE") ||
+                            iequals(cmd, "COPY") || iequals(cmd, "MOVE") ||
+                            iequals(cmd, "SEARCH") || iequals(cmd, "EXPUNGE") ||
+                            iequals(cmd, "CLOSE") || iequals(cmd, "UNSELECT") ||
+                            iequals(cmd, "UID") || iequals(cmd, "SORT") || iequals(cmd, "THREAD");
   if (!is_message_command) return respond(c, tag, "BAD Unknown command");
   if (state_ != State::selected) return respond(c, tag, "BAD No mailbox selected");
   if (iequals(cmd, "CLOSE")) return cmd_close(c, tag, r, true);
@@ -513,6 +516,8 @@ void ImapSession::dispatch(Connection& c, std::string_view tag, std::string_view
   if (iequals(cmd, "COPY")) return cmd_copy(c, tag, r, uid, false);
   if (iequals(cmd, "MOVE")) return cmd_copy(c, tag, r, uid, true);
   if (iequals(cmd, "SEARCH")) return cmd_search(c, tag, r, uid);
+  if (iequals(cmd, "SORT")) return cmd_sort(c, tag, r, uid);
+  if (iequals(cmd, "THREAD")) return cmd_thread(c, tag, r, uid);
   if (iequals(cmd, "EXPUNGE")) return cmd_expunge(c, tag, r, uid);
   respond(c, tag, "BAD Unknown UID command");
 }

@@ -15,8 +15,6 @@ namespace {
 
 constexpr size_t kOutputChunkBytes = 256 * 1024;
 constexpr size_t kFlagsMax = 100;
-// What one SEARCH indexes of the messages the full-text index does not cover yet, at most.
-constexpr uint64_t kSearchIndexStepBytes = 32u << 20;
 
 const struct {
   const char* name;
@@ -778,36 +776,14 @@ void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader&
   box.uid_max = uids_.empty() ? 0 : uids_.back();
   box.keywords = &idx->keywords();
   box.saved_uids = &saved_uids_;
-  // The full-text index narrows the messages it covers to candidates, which are verified like
-  // any other; it first indexes a bounded amount of what it does not cover yet. Messages it
-  // does not cover are scanned.
-  std::vector<uint32_t> candidates;
-  bool narrowed = false;
-  uint32_t covered = 0;
-  FtsIndex* fts = nullptr;
-  if (search_needs_content(cmd) && mail.fts(selected_, &fts).is_ok() && fts) {
-    bool done = false;
-    Status s = mail.fts_catch_up(selected_, kSearchIndexStepBytes, &done);
-    if (!s.is_ok()) RM_LOG(warn, "fts_failed").kv("user", open_->name).kv("error", s.message());
-    narrowed = search_index_candidates(
-        cmd,
-        [fts](std::string_view needle, std::vector<uint32_t>* out) {
-          return fts->candidates(needle, out);
-        },
-        &candidates);
-    covered = fts->covered_uid();
-  }
-  size_t next_candidate = 0;
+  IndexNarrowing index;
+  index.apply(cmd, mail, selected_, open_->name);
   std::vector<uint32_t> hits;  // UIDs or sequence numbers
   std::vector<uint32_t> hit_uids;
   uint64_t max_modseq = 0;
   Status read_status;
   for (uint32_t p = 0; p < uids_.size(); p++) {
-    if (narrowed && uids_[p] <= covered) {
-      while (next_candidate < candidates.size() && candidates[next_candidate] < uids_[p])
-        next_candidate++;
-      if (next_candidate == candidates.size() || candidates[next_candidate] != uids_[p]) continue;
-    }
+    if (!index.may_match(uids_[p])) continue;
     int64_t i = idx->find(uids_[p]);
     if (i < 0) continue;
     const MessageRecord& rec = idx->records()[static_cast<size_t>(i)];
