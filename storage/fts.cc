@@ -16,7 +16,9 @@ namespace {
 constexpr char kMagic[8] = {'R', 'M', 'F', 'T', 'S', 0, 0, 0};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 64;
-constexpr size_t kEntryBytes = 16;
+constexpr size_t kEntryBytes = 8;
+// Posting lists of one segment are addressed by 32-bit offsets: merges stop short of this.
+constexpr uint64_t kPostingsBytesMax = uint64_t{1} << 31;
 constexpr size_t kTrailerBytes = 8;
 constexpr uint32_t kKeyMask = 0xFFFFFF;
 constexpr uint32_t kEncVarint = 0;
@@ -90,8 +92,9 @@ struct FtsIndex::Segment {
 
   uint32_t key(uint32_t i) const { return load<uint32_t>(table + i * kEntryBytes) & kKeyMask; }
   uint32_t enc(uint32_t i) const { return load<uint32_t>(table + i * kEntryBytes) >> 24; }
-  uint32_t count(uint32_t i) const { return load<uint32_t>(table + i * kEntryBytes + 4); }
-  uint64_t offset(uint32_t i) const { return load<uint64_t>(table + i * kEntryBytes + 8); }
+  uint64_t offset(uint32_t i) const { return load<uint32_t>(table + i * kEntryBytes + 4); }
+  // The list's size in bytes: how a query orders its intersections (smallest first).
+  uint64_t bytes(uint32_t i) const { return end(i) - offset(i); }
   uint64_t end(uint32_t i) const { return i + 1 < trigrams ? offset(i + 1) : postings_bytes; }
 
   // The entry of `k`, or -1.
@@ -176,7 +179,7 @@ struct FtsIndex::Segment {
     const uint64_t bitmap_bytes = (uint64_t{s->hi} - s->lo + 7) / 8;
     for (uint32_t i = 0; i < s->trigrams; i++) {
       if ((i > 0 && s->key(i) <= s->key(i - 1)) || s->offset(i) > s->end(i) ||
-          s->end(i) > s->postings_bytes || s->count(i) == 0 || s->enc(i) > kEncBitmap ||
+          s->end(i) > s->postings_bytes || s->bytes(i) == 0 || s->enc(i) > kEncBitmap ||
           (s->enc(i) == kEncBitmap && s->end(i) - s->offset(i) != bitmap_bytes))
         return Status::corrupt(path + ": bad trigram table");
     }
@@ -274,7 +277,7 @@ void FtsIndex::add(uint32_t uid, std::string_view text) {
   }
   for (uint32_t k : keys) {
     seen[k >> 6] = 0;
-    mem_[k].push_back(uid);
+    mem_.push_back((uint64_t{k} << 32) | uid);
   }
   covered_ = uid;
   mem_docs_++;
@@ -298,8 +301,7 @@ Status FtsIndex::write_segment(
     for (uint32_t u : list) varint_bytes += varint_size(u - prev), prev = u;
     const uint32_t enc = bitmap_bytes < varint_bytes ? kEncBitmap : kEncVarint;
     put<uint32_t>(&table, k | (enc << 24));
-    put<uint32_t>(&table, static_cast<uint32_t>(list.size()));
-    put<uint64_t>(&table, postings.size());
+    put<uint32_t>(&table, static_cast<uint32_t>(postings.size()));
     if (enc == kEncBitmap) {
       const size_t base = postings.size();
       postings.resize(base + bitmap_bytes, '\0');
@@ -311,6 +313,7 @@ Status FtsIndex::write_segment(
     }
     trigrams++;
   }
+  if (postings.size() > UINT32_MAX) return Status::invalid("index segment too large");
   std::string file;
   file.reserve(kHeaderBytes + table.size() + postings.size() + kTrailerBytes);
   file.append(kMagic, 8);
@@ -339,17 +342,20 @@ Status FtsIndex::write_segment(
 
 Status FtsIndex::flush(const std::function<bool(uint32_t)>& live) {
   if (mem_docs_ > 0) {
+    sort_memory();
     std::vector<uint32_t> keys;
-    keys.reserve(mem_.size());
-    for (const auto& [k, v] : mem_) keys.push_back(k);
-    std::sort(keys.begin(), keys.end());
+    for (size_t i = 0; i < mem_.size(); i++)
+      if (i == 0 || mem_[i] >> 32 != mem_[i - 1] >> 32) keys.push_back(mem_[i] >> 32);
+    size_t at = 0;  // write_segment asks for the keys in order
     Status st = write_segment(mem_lo_, covered_, mem_docs_, mem_text_bytes_, keys,
-                              [this](uint32_t k, std::vector<uint32_t>* out) {
-                                const std::vector<uint32_t>& v = mem_[k];
-                                out->insert(out->end(), v.begin(), v.end());
+                              [this, &at](uint32_t k, std::vector<uint32_t>* out) {
+                                for (; at < mem_.size() && mem_[at] >> 32 == k; at++)
+                                  out->push_back(static_cast<uint32_t>(mem_[at]));
                               });
     if (!st.is_ok()) return st;
     mem_.clear();
+    mem_.shrink_to_fit();
+    mem_sorted_ = 0;
     mem_docs_ = 0;
     mem_text_bytes_ = 0;
     mem_lo_ = covered_;
@@ -362,9 +368,12 @@ Status FtsIndex::merge_tail(const std::function<bool(uint32_t)>& live) {
     const size_t first = segments_.size() - kMergeFanIn;
     const int cls = size_class(segments_[first]->docs);
     bool same = true;
-    for (size_t i = first + 1; i < segments_.size(); i++)
+    uint64_t postings = 0;
+    for (size_t i = first; i < segments_.size(); i++) {
       same = same && size_class(segments_[i]->docs) == cls;
-    if (!same) break;
+      postings += segments_[i]->postings_bytes;
+    }
+    if (!same || postings > kPostingsBytesMax) break;
     std::vector<std::unique_ptr<Segment>> in(std::make_move_iterator(segments_.begin() + first),
                                              std::make_move_iterator(segments_.end()));
     segments_.resize(first);
@@ -376,26 +385,34 @@ Status FtsIndex::merge_tail(const std::function<bool(uint32_t)>& live) {
     }
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    // Messages indexed, expunged ones included (stats and size classes only).
+    uint64_t docs = 0;
+    for (const auto& s : in) docs += s->docs;
+    // Which UIDs of the range are still there, asked once each (not once per posting).
+    const uint32_t lo = in.front()->lo;
+    const uint64_t span = uint64_t{in.back()->hi} - lo;
+    std::vector<bool> alive;
+    if (span <= 16 * docs + 1024) {
+      alive.resize(span);
+      for (uint64_t i = 0; i < span; i++) alive[i] = live(lo + 1 + static_cast<uint32_t>(i));
+    }
+    auto is_live = [&](uint32_t u) { return alive.empty() ? live(u) : alive[u - lo - 1]; };
     std::vector<uint32_t> part;
-    Status st = write_segment(in.front()->lo, in.back()->hi, 0, text_bytes, keys,
-                              [&](uint32_t k, std::vector<uint32_t>* out) {
+    Status st = write_segment(in.front()->lo, in.back()->hi, static_cast<uint32_t>(docs),
+                              text_bytes, keys, [&](uint32_t k, std::vector<uint32_t>* out) {
                                 for (const auto& s : in) {
                                   int64_t e = s->find(k);
                                   if (e < 0) continue;
                                   part.clear();
                                   s->decode(static_cast<uint32_t>(e), &part);
                                   for (uint32_t u : part)
-                                    if (live(u)) out->push_back(u);
+                                    if (is_live(u)) out->push_back(u);
                                 }
                               });
     if (!st.is_ok()) {
       for (auto& s : in) segments_.push_back(std::move(s));
       return st;
     }
-    // Messages indexed, expunged ones included (stats and size classes only).
-    uint64_t docs = 0;
-    for (const auto& s : in) docs += s->docs;
-    segments_.back()->docs = static_cast<uint32_t>(docs);
     for (auto& s : in) {
       const std::string path = dir_ + "/" + s->name;
       s.reset();
@@ -410,13 +427,13 @@ bool FtsIndex::candidates(std::string_view needle, std::vector<uint32_t>* out) c
   std::vector<uint32_t> keys;
   needle_trigrams(needle, &keys);
   std::vector<uint32_t> cur, list, merged;
-  std::vector<std::pair<uint32_t, uint32_t>> found;  // (count, entry)
+  std::vector<std::pair<uint64_t, uint32_t>> found;  // (list bytes, entry)
   for (const auto& s : segments_) {
     found.clear();
     for (uint32_t k : keys) {
       int64_t e = s->find(k);
       if (e < 0) break;
-      found.emplace_back(s->count(static_cast<uint32_t>(e)), static_cast<uint32_t>(e));
+      found.emplace_back(s->bytes(static_cast<uint32_t>(e)), static_cast<uint32_t>(e));
     }
     if (found.size() != keys.size()) continue;
     std::sort(found.begin(), found.end());
@@ -439,25 +456,54 @@ bool FtsIndex::candidates(std::string_view needle, std::vector<uint32_t>* out) c
     out->insert(out->end(), cur.begin(), cur.end());
   }
   if (mem_docs_ > 0) {
-    std::vector<const std::vector<uint32_t>*> lists;
+    sort_memory();
+    using Range = std::pair<const uint64_t*, const uint64_t*>;
+    std::vector<Range> lists;
     for (uint32_t k : keys) {
-      auto it = mem_.find(k);
-      if (it == mem_.end()) return true;
-      lists.push_back(&it->second);
+      auto lo = std::lower_bound(mem_.begin(), mem_.end(), uint64_t{k} << 32);
+      auto hi = std::lower_bound(lo, mem_.end(), (uint64_t{k} + 1) << 32);
+      if (lo == hi) return true;
+      lists.emplace_back(&*lo, &*lo + (hi - lo));
     }
-    std::sort(lists.begin(), lists.end(), [](auto* a, auto* b) { return a->size() < b->size(); });
-    const std::vector<uint32_t>* first = lists.empty() ? nullptr : lists.front();
-    if (first == nullptr) return true;
-    cur = *first;
+    std::sort(lists.begin(), lists.end(), [](const Range& a, const Range& b) {
+      return a.second - a.first < b.second - b.first;
+    });
+    cur.clear();
+    for (const uint64_t* p = lists[0].first; p != lists[0].second; p++)
+      cur.push_back(static_cast<uint32_t>(*p));
     for (size_t f = 1; f < lists.size() && !cur.empty(); f++) {
+      list.clear();
+      for (const uint64_t* p = lists[f].first; p != lists[f].second; p++)
+        list.push_back(static_cast<uint32_t>(*p));
       merged.clear();
-      std::set_intersection(cur.begin(), cur.end(), lists[f]->begin(), lists[f]->end(),
+      std::set_intersection(cur.begin(), cur.end(), list.begin(), list.end(),
                             std::back_inserter(merged));
       cur.swap(merged);
     }
     out->insert(out->end(), cur.begin(), cur.end());
   }
   return true;
+}
+
+void FtsIndex::sort_memory() const {
+  if (mem_sorted_ == mem_.size()) return;
+  // Pairs are (trigram << 32 | UID), appended in UID order: a stable radix sort of the new ones
+  // by their 24-bit trigram keeps each trigram's UIDs ascending; then one merge with the rest.
+  const auto tail = static_cast<std::ptrdiff_t>(mem_sorted_);
+  const size_t n = mem_.size() - mem_sorted_;
+  std::vector<uint64_t> tmp(n);
+  uint64_t* src = mem_.data() + mem_sorted_;
+  uint64_t* dst = tmp.data();
+  for (int shift = 32; shift < 56; shift += 8) {
+    size_t count[257] = {};
+    for (size_t i = 0; i < n; i++) count[((src[i] >> shift) & 0xFF) + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) dst[count[(src[i] >> shift) & 0xFF]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != mem_.data() + mem_sorted_) std::copy(src, src + n, mem_.begin() + tail);
+  std::inplace_merge(mem_.begin(), mem_.begin() + tail, mem_.end());
+  mem_sorted_ = mem_.size();
 }
 
 FtsStats FtsIndex::stats() const {
@@ -483,6 +529,7 @@ Status FtsIndex::clear() {
   }
   segments_.clear();
   mem_.clear();
+  mem_sorted_ = 0;
   mem_docs_ = 0;
   mem_text_bytes_ = 0;
   covered_ = 0;

@@ -18,7 +18,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "storage/env.h"
@@ -53,6 +52,8 @@ class FtsIndex {
   // REQUIRES: uid > covered_uid(), and every message of the mailbox below uid is covered.
   void add(uint32_t uid, std::string_view text);
   uint32_t pending_docs() const { return mem_docs_; }
+  // Bytes the in-memory part holds.
+  uint64_t pending_bytes() const { return mem_.size() * sizeof(uint64_t); }
   // Writes the in-memory part as a segment file, then merges while four neighbouring segments
   // are of one size class. `live` says whether a UID is still in the mailbox.
   Status flush(const std::function<bool(uint32_t)>& live);
@@ -83,7 +84,11 @@ class FtsIndex {
   uint32_t mem_lo_ = 0;
   uint32_t mem_docs_ = 0;
   uint64_t mem_text_bytes_ = 0;
-  std::unordered_map<uint32_t, std::vector<uint32_t>> mem_;
+  // (trigram << 32 | UID) per trigram of each message; sorted up to mem_sorted_ (queries sort
+  // the rest).
+  void sort_memory() const;
+  mutable std::vector<uint64_t> mem_;
+  mutable size_t mem_sorted_ = 0;
 };
 
 }  // namespace ringmail

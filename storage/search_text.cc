@@ -3,6 +3,7 @@
 #include <iconv.h>
 #include <strings.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -198,32 +199,36 @@ int hex_value(char c) {
 
 // Tolerant: octets outside the alphabet are skipped; "=" ends a group (bits left over are
 // dropped), so concatenated encodings decode too.
+// The value of each base64 letter; 64 for "=", 65 for anything else.
+constexpr std::array<uint8_t, 256> kBase64Values = [] {
+  std::array<uint8_t, 256> t{};
+  t.fill(65);
+  const char* letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (uint8_t i = 0; i < 64; i++) t[static_cast<unsigned char>(letters[i])] = i;
+  t['='] = 64;
+  return t;
+}();
+
 void decode_base64(std::string_view in, std::string* out) {
+  const size_t base = out->size();
+  out->resize(base + in.size() / 4 * 3 + 3);  // at most this; cut to what was written below
+  char* w = out->data() + base;
   uint32_t bits = 0;
   int nbits = 0;
   for (char ch : in) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z')
-      v = ch - 'A';
-    else if (ch >= 'a' && ch <= 'z')
-      v = ch - 'a' + 26;
-    else if (ch >= '0' && ch <= '9')
-      v = ch - '0' + 52;
-    else if (ch == '+')
-      v = 62;
-    else if (ch == '/')
-      v = 63;
-    else {
-      if (ch == '=') bits = 0, nbits = 0;
+    const uint8_t v = kBase64Values[static_cast<unsigned char>(ch)];
+    if (v >= 64) {
+      if (v == 64) bits = 0, nbits = 0;
       continue;
     }
-    bits = (bits << 6) | static_cast<uint32_t>(v);
+    bits = (bits << 6) | v;
     nbits += 6;
     if (nbits >= 8) {
       nbits -= 8;
-      out->push_back(static_cast<char>((bits >> nbits) & 0xFF));
+      *w++ = static_cast<char>((bits >> nbits) & 0xFF);
     }
   }
+  out->resize(static_cast<size_t>(w - out->data()));
 }
 
 // Quoted-printable; `q` selects RFC 2047 "Q" (where "_" is a space). A soft line break ("=",

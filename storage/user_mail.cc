@@ -477,7 +477,8 @@ Status UserMail::fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& 
   text_extract_.extract(message, mime, &text_);
   f->add(rec.uid, text_);
   if (text_.capacity() > (8u << 20)) std::string().swap(text_);
-  if (f->pending_docs() < fts_batch_docs_) return Status::ok();
+  if (f->pending_docs() < fts_batch_docs_ && f->pending_bytes() < kFtsPendingBytesMax)
+    return Status::ok();
   MailboxIndex* idx;
   Status s = index(mailbox_id, &idx);
   if (!s.is_ok()) return s;

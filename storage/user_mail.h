@@ -28,6 +28,8 @@ class UserMail {
   static constexpr size_t kMailboxesMax = 10000;
   static constexpr size_t kMailboxNameBytesMax = 1024;
   static constexpr char kDelimiter = '/';
+  // A mailbox's in-memory full-text index part is written out at this size at the latest.
+  static constexpr uint64_t kFtsPendingBytesMax = 16u << 20;
 
   struct Mailbox {
     uint32_t id = 0;
