@@ -10,6 +10,7 @@ namespace ringmail {
 namespace {
 
 constexpr uint64_t kCheckpointLogBytes = 1 << 20;  // logs longer than this are folded at open
+constexpr uint64_t kFtsMergeScanMs = 100;          // how often a core looks for an index merge due
 
 void erase_ref(std::vector<SessionRef>* v, const ImapSession* s) {
   v->erase(
@@ -63,7 +64,7 @@ void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   auto work = [job, segment_bytes, fts_on, fts_batch] {
     job->status = UserMail::open(Env::posix(), job->dir, &job->mail, &job->report);
     if (job->status.is_ok()) job->mail->set_segment_bytes_max(segment_bytes);
-    if (job->status.is_ok()) job->mail->set_fts(fts_on, fts_batch);
+    if (job->status.is_ok()) job->mail->set_fts(fts_on, fts_batch, /*background_merges=*/true);
     if (job->status.is_ok()) job->status = job->mail->load_all(kCheckpointLogBytes);
   };
   auto done = [this, u, job](bool) {
@@ -155,6 +156,32 @@ void ImapCore::flush() {
     }
   }
   if (!idle_.empty()) close_idle();
+  if (!fts_merge_running_ && reactor_.now_ms() - last_fts_merge_scan_ms_ >= kFtsMergeScanMs) {
+    last_fts_merge_scan_ms_ = reactor_.now_ms();
+    start_fts_merge();
+  }
+}
+
+// Full-text index merges read and write whole index files: the helper pool runs them while the
+// user's sessions go on (queries keep using the input segments until the output is installed).
+void ImapCore::start_fts_merge() {
+  for (auto& [name, owned] : users_) {
+    OpenUser* u = owned.get();
+    if (!u->mail || u->loading || u->compacting || !u->failed.is_ok()) continue;
+    auto merge = std::make_shared<UserMail::FtsMerge>();
+    if (!u->mail->fts_plan_merge(merge.get())) continue;
+    u->fts_merging = true;
+    fts_merge_running_ = true;
+    reactor_.run_on_helper(
+        [merge] { FtsIndex::run_merge(merge->job.get()); },
+        [this, u, merge] {
+          fts_merge_running_ = false;
+          u->fts_merging = false;
+          Status s = u->mail ? u->mail->fts_finish_merge(*merge) : Status::ok();
+          if (!s.is_ok()) RM_LOG(warn, "fts_failed").kv("user", u->name).kv("error", s.message());
+        });
+    return;
+  }
 }
 
 void ImapCore::start_round(OpenUser* u) {
@@ -232,7 +259,7 @@ void ImapCore::notify(OpenUser* u, const std::vector<uint32_t>& mailboxes) {
 
 bool ImapCore::evictable(const OpenUser* u) const {
   return u->sessions.empty() && u->load_waiters.empty() && !u->loading && !u->compacting &&
-         !u->sync_in_flight && !u->sync_queued && u->waiting_next.empty() &&
+         !u->fts_merging && !u->sync_in_flight && !u->sync_queued && u->waiting_next.empty() &&
          (!u->mail || !u->mail->needs_sync());
 }
 

@@ -59,7 +59,8 @@ struct OpenUser {
   std::unique_ptr<UserMail> mail;
   Status failed;  // opening failed, or a sync did: no change is acknowledged again
   bool loading = false;
-  bool compacting = false;  // `mail` is on the helper pool: nothing here may touch it
+  bool compacting = false;   // `mail` is on the helper pool: nothing here may touch it
+  bool fts_merging = false;  // a merge of one of its full-text indexes is on the helper pool
   std::vector<SessionRef> load_waiters;
   std::vector<SessionRef> sessions;
   uint64_t idle_since_ms = 0;  // when the last session left
@@ -120,6 +121,7 @@ class ImapCore : public CoreLocal {
   void close_idle();
   bool evictable(const OpenUser* u) const;
   void start_compaction(OpenUser* u);
+  void start_fts_merge();
 
   Reactor& reactor_;
   std::unordered_map<std::string, std::unique_ptr<OpenUser>> users_;
@@ -127,6 +129,8 @@ class ImapCore : public CoreLocal {
   std::deque<OpenUser*> idle_;  // users without sessions, oldest first
   uint64_t last_compaction_scan_ms_ = 0;
   bool compaction_running_ = false;  // one at a time per core
+  uint64_t last_fts_merge_scan_ms_ = 0;
+  bool fts_merge_running_ = false;  // one at a time per core
   friend struct OpenUser;
 };
 

@@ -19,6 +19,8 @@ constexpr size_t kHeaderBytes = 64;
 constexpr size_t kEntryBytes = 8;
 // Posting lists of one segment are addressed by 32-bit offsets: merges stop short of this.
 constexpr uint64_t kPostingsBytesMax = uint64_t{1} << 31;
+// UIDs one merge spans at most (a bit each while it runs).
+constexpr uint64_t kMergeSpanMax = uint64_t{1} << 28;
 constexpr size_t kTrailerBytes = 8;
 constexpr uint32_t kKeyMask = 0xFFFFFF;
 constexpr uint32_t kEncVarint = 0;
@@ -147,8 +149,8 @@ struct FtsIndex::Segment {
   }
 
   static Status open(Env* env, const std::string& path, const std::string& name,
-                     uint32_t uidvalidity, std::unique_ptr<Segment>* out) {
-    auto s = std::make_unique<Segment>();
+                     uint32_t uidvalidity, std::shared_ptr<Segment>* out) {
+    auto s = std::make_shared<Segment>();
     s->name = name;
     Status st = env->open_read(path, &s->file);
     if (!st.is_ok()) return st;
@@ -203,11 +205,11 @@ Status FtsIndex::open(Env* env, const std::string& mailbox_dir, uint32_t uidvali
   st = env->list_dir(dir, &names);
   if (!st.is_ok()) return st;
   std::unique_ptr<FtsIndex> idx(new FtsIndex(env, dir, uidvalidity));
-  std::vector<std::unique_ptr<Segment>> found;
+  std::vector<std::shared_ptr<Segment>> found;
   for (const std::string& n : names) {
     const std::string path = dir + "/" + n;
     uint32_t lo = 0, hi = 0;
-    std::unique_ptr<Segment> seg;
+    std::shared_ptr<Segment> seg;
     Status s = parse_name(n, &lo, &hi) ? Segment::open(env, path, n, uidvalidity, &seg)
                                        : Status::corrupt(path + ": not an index segment name");
     if (s.is_ok()) {
@@ -250,7 +252,7 @@ Status FtsIndex::verify(Env* env, const std::string& mailbox_dir, uint32_t uidva
   if (!st.is_ok()) return st;
   for (const std::string& n : names) {
     if (n.ends_with(".tmp")) continue;  // a write cut short: harmless, removed at open
-    std::unique_ptr<Segment> seg;
+    std::shared_ptr<Segment> seg;
     uint32_t lo = 0, hi = 0;
     const std::string path = dir + "/" + n;
     Status s = parse_name(n, &lo, &hi) ? Segment::open(env, path, n, uidvalidity, &seg)
@@ -285,8 +287,10 @@ void FtsIndex::add(uint32_t uid, std::string_view text) {
 }
 
 Status FtsIndex::write_segment(
-    uint32_t lo, uint32_t hi, uint32_t docs, uint64_t text_bytes, const std::vector<uint32_t>& keys,
-    const std::function<void(uint32_t key, std::vector<uint32_t>*)>& uids) {
+    Env* env, const std::string& dir, uint32_t uidvalidity, uint32_t lo, uint32_t hi, uint32_t docs,
+    uint64_t text_bytes, const std::vector<uint32_t>& keys,
+    const std::function<void(uint32_t key, std::vector<uint32_t>*)>& uids,
+    std::shared_ptr<Segment>* out) {
   std::string table;
   std::string postings;
   std::vector<uint32_t> list;
@@ -318,7 +322,7 @@ Status FtsIndex::write_segment(
   file.reserve(kHeaderBytes + table.size() + postings.size() + kTrailerBytes);
   file.append(kMagic, 8);
   put<uint32_t>(&file, kVersion);
-  put<uint32_t>(&file, uidvalidity_);
+  put<uint32_t>(&file, uidvalidity);
   put<uint32_t>(&file, lo);
   put<uint32_t>(&file, hi);
   put<uint32_t>(&file, docs);
@@ -331,13 +335,9 @@ Status FtsIndex::write_segment(
   put<uint64_t>(&file, XXH3_64bits(file.data(), file.size()));
   const std::string name = segment_name(lo, hi);
   // Not synced: the index is derived data, and a file a crash tore fails its checksum.
-  Status st = env_->write_atomic(dir_ + "/" + name, file, /*durable=*/false);
+  Status st = env->write_atomic(dir + "/" + name, file, /*durable=*/false);
   if (!st.is_ok()) return st;
-  std::unique_ptr<Segment> seg;
-  st = Segment::open(env_, dir_ + "/" + name, name, uidvalidity_, &seg);
-  if (!st.is_ok()) return st;
-  segments_.push_back(std::move(seg));
-  return Status::ok();
+  return Segment::open(env, dir + "/" + name, name, uidvalidity, out);
 }
 
 Status FtsIndex::flush(const std::function<bool(uint32_t)>& live) {
@@ -347,12 +347,16 @@ Status FtsIndex::flush(const std::function<bool(uint32_t)>& live) {
     for (size_t i = 0; i < mem_.size(); i++)
       if (i == 0 || mem_[i] >> 32 != mem_[i - 1] >> 32) keys.push_back(mem_[i] >> 32);
     size_t at = 0;  // write_segment asks for the keys in order
-    Status st = write_segment(mem_lo_, covered_, mem_docs_, mem_text_bytes_, keys,
-                              [this, &at](uint32_t k, std::vector<uint32_t>* out) {
-                                for (; at < mem_.size() && mem_[at] >> 32 == k; at++)
-                                  out->push_back(static_cast<uint32_t>(mem_[at]));
-                              });
+    std::shared_ptr<Segment> seg;
+    Status st = write_segment(
+        env_, dir_, uidvalidity_, mem_lo_, covered_, mem_docs_, mem_text_bytes_, keys,
+        [this, &at](uint32_t k, std::vector<uint32_t>* out) {
+          for (; at < mem_.size() && mem_[at] >> 32 == k; at++)
+            out->push_back(static_cast<uint32_t>(mem_[at]));
+        },
+        &seg);
     if (!st.is_ok()) return st;
+    segments_.push_back(std::move(seg));
     mem_.clear();
     mem_.shrink_to_fit();
     mem_sorted_ = 0;
@@ -360,65 +364,98 @@ Status FtsIndex::flush(const std::function<bool(uint32_t)>& live) {
     mem_text_bytes_ = 0;
     mem_lo_ = covered_;
   }
-  return merge_tail(live);
+  if (background_merges_) return Status::ok();
+  // Here and now: the merges due, one after the other.
+  while (std::shared_ptr<MergeJob> job = plan_merge(live)) {
+    run_merge(job.get());
+    Status st = finish_merge(job.get());
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
 }
 
-Status FtsIndex::merge_tail(const std::function<bool(uint32_t)>& live) {
-  while (segments_.size() >= kMergeFanIn) {
-    const size_t first = segments_.size() - kMergeFanIn;
-    const int cls = size_class(segments_[first]->docs);
-    bool same = true;
-    uint64_t postings = 0;
-    for (size_t i = first; i < segments_.size(); i++) {
-      same = same && size_class(segments_[i]->docs) == cls;
-      postings += segments_[i]->postings_bytes;
-    }
-    if (!same || postings > kPostingsBytesMax) break;
-    std::vector<std::unique_ptr<Segment>> in(std::make_move_iterator(segments_.begin() + first),
-                                             std::make_move_iterator(segments_.end()));
-    segments_.resize(first);
-    std::vector<uint32_t> keys;
-    uint64_t text_bytes = 0;
-    for (const auto& s : in) {
-      for (uint32_t i = 0; i < s->trigrams; i++) keys.push_back(s->key(i));
-      text_bytes += s->text_bytes;
-    }
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    // Messages indexed, expunged ones included (stats and size classes only).
-    uint64_t docs = 0;
-    for (const auto& s : in) docs += s->docs;
-    // Which UIDs of the range are still there, asked once each (not once per posting).
-    const uint32_t lo = in.front()->lo;
-    const uint64_t span = uint64_t{in.back()->hi} - lo;
-    std::vector<bool> alive;
-    if (span <= 16 * docs + 1024) {
-      alive.resize(span);
-      for (uint64_t i = 0; i < span; i++) alive[i] = live(lo + 1 + static_cast<uint32_t>(i));
-    }
-    auto is_live = [&](uint32_t u) { return alive.empty() ? live(u) : alive[u - lo - 1]; };
-    std::vector<uint32_t> part;
-    Status st = write_segment(in.front()->lo, in.back()->hi, static_cast<uint32_t>(docs),
-                              text_bytes, keys, [&](uint32_t k, std::vector<uint32_t>* out) {
-                                for (const auto& s : in) {
-                                  int64_t e = s->find(k);
-                                  if (e < 0) continue;
-                                  part.clear();
-                                  s->decode(static_cast<uint32_t>(e), &part);
-                                  for (uint32_t u : part)
-                                    if (is_live(u)) out->push_back(u);
-                                }
-                              });
-    if (!st.is_ok()) {
-      for (auto& s : in) segments_.push_back(std::move(s));
-      return st;
-    }
-    for (auto& s : in) {
-      const std::string path = dir_ + "/" + s->name;
-      s.reset();
-      env_->remove(path);  // a leftover is dropped at the next open
-    }
+// A merge of four neighbouring segments: planned on the index's thread, run on any, installed
+// on the index's thread.
+struct FtsIndex::MergeJob {
+  Env* env = nullptr;
+  std::string dir;
+  uint32_t uidvalidity = 0;
+  std::vector<std::shared_ptr<Segment>> in;
+  std::vector<bool> alive;  // by UID - lo - 1: still in the mailbox when planned
+  Status status;
+  std::shared_ptr<Segment> out;
+};
+
+std::shared_ptr<FtsIndex::MergeJob> FtsIndex::plan_merge(
+    const std::function<bool(uint32_t)>& live) {
+  if (merging_ || segments_.size() < kMergeFanIn) return nullptr;
+  const size_t first = segments_.size() - kMergeFanIn;
+  const int cls = size_class(segments_[first]->docs);
+  uint64_t postings = 0;
+  for (size_t i = first; i < segments_.size(); i++) {
+    if (size_class(segments_[i]->docs) != cls) return nullptr;
+    postings += segments_[i]->postings_bytes;
   }
+  if (postings > kPostingsBytesMax) return nullptr;
+  auto job = std::make_shared<MergeJob>();
+  job->env = env_;
+  job->dir = dir_;
+  job->uidvalidity = uidvalidity_;
+  job->in.assign(segments_.begin() + static_cast<std::ptrdiff_t>(first), segments_.end());
+  // Which UIDs of the range are still there, asked once each (not once per posting).
+  const uint32_t lo = job->in.front()->lo;
+  const uint64_t span = uint64_t{job->in.back()->hi} - lo;
+  if (span > kMergeSpanMax) return nullptr;
+  job->alive.resize(span);
+  for (uint64_t i = 0; i < span; i++) job->alive[i] = live(lo + 1 + static_cast<uint32_t>(i));
+  merging_ = true;
+  return job;
+}
+
+void FtsIndex::run_merge(MergeJob* job) {
+  const auto& in = job->in;
+  std::vector<uint32_t> keys;
+  uint64_t text_bytes = 0;
+  uint64_t docs = 0;  // messages indexed, expunged ones included (stats and size classes only)
+  for (const auto& s : in) {
+    for (uint32_t i = 0; i < s->trigrams; i++) keys.push_back(s->key(i));
+    text_bytes += s->text_bytes;
+    docs += s->docs;
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  const uint32_t lo = in.front()->lo;
+  std::vector<uint32_t> part;
+  job->status = write_segment(
+      job->env, job->dir, job->uidvalidity, lo, in.back()->hi, static_cast<uint32_t>(docs),
+      text_bytes, keys,
+      [&](uint32_t k, std::vector<uint32_t>* out) {
+        for (const auto& s : in) {
+          int64_t e = s->find(k);
+          if (e < 0) continue;
+          part.clear();
+          s->decode(static_cast<uint32_t>(e), &part);
+          for (uint32_t u : part)
+            if (job->alive[u - lo - 1]) out->push_back(u);
+        }
+      },
+      &job->out);
+  if (!job->status.is_ok()) return;
+  // The output is in place: the inputs go (a leftover is dropped at the next open). Their
+  // mappings stay valid for queries until finish_merge() swaps them out.
+  for (const auto& s : in) job->env->remove(job->dir + "/" + s->name);
+}
+
+Status FtsIndex::finish_merge(MergeJob* job) {
+  merging_ = false;
+  if (!job->status.is_ok()) return job->status;
+  auto it = std::find(segments_.begin(), segments_.end(), job->in.front());
+  if (it == segments_.end() || segments_.end() - it < static_cast<std::ptrdiff_t>(kMergeFanIn))
+    return Status::ok();  // cleared meanwhile
+  // Plan and finish both run on this thread, and only flush() appends meanwhile: the inputs are
+  // still the four neighbours they were.
+  it = segments_.erase(it, it + static_cast<std::ptrdiff_t>(kMergeFanIn));
+  segments_.insert(it, std::move(job->out));
   return Status::ok();
 }
 

@@ -54,9 +54,20 @@ class FtsIndex {
   uint32_t pending_docs() const { return mem_docs_; }
   // Bytes the in-memory part holds.
   uint64_t pending_bytes() const { return mem_.size() * sizeof(uint64_t); }
-  // Writes the in-memory part as a segment file, then merges while four neighbouring segments
-  // are of one size class. `live` says whether a UID is still in the mailbox.
+  // Writes the in-memory part as a segment file, then (unless merges run in the background)
+  // merges while four neighbouring segments are of one size class. `live` says whether a UID is
+  // still in the mailbox.
   Status flush(const std::function<bool(uint32_t)>& live);
+
+  // Merges in the background (the server's mode): flush() only writes, and plan_merge() hands
+  // out the merge due, if any, as a job that run_merge() runs on any thread (it reads only the
+  // immutable input files and writes the output) and finish_merge() installs on this one. One
+  // merge at a time. A job whose index is gone is simply dropped.
+  struct MergeJob;
+  void set_background_merges(bool on) { background_merges_ = on; }
+  std::shared_ptr<MergeJob> plan_merge(const std::function<bool(uint32_t)>& live);
+  static void run_merge(MergeJob* job);
+  Status finish_merge(MergeJob* job);
 
   // Appends to *out, ascending, a superset of the covered UIDs whose text contains `needle`
   // (folded). False, with nothing appended, when the needle is shorter than a trigram: then
@@ -70,16 +81,19 @@ class FtsIndex {
  private:
   struct Segment;
   FtsIndex(Env* env, std::string dir, uint32_t uidvalidity);
-  Status write_segment(uint32_t lo, uint32_t hi, uint32_t docs, uint64_t text_bytes,
-                       const std::vector<uint32_t>& keys,
-                       const std::function<void(uint32_t key, std::vector<uint32_t>*)>& uids);
-  Status merge_tail(const std::function<bool(uint32_t)>& live);
+  static Status write_segment(Env* env, const std::string& dir, uint32_t uidvalidity, uint32_t lo,
+                              uint32_t hi, uint32_t docs, uint64_t text_bytes,
+                              const std::vector<uint32_t>& keys,
+                              const std::function<void(uint32_t key, std::vector<uint32_t>*)>& uids,
+                              std::shared_ptr<Segment>* out);
 
   Env* env_;
   std::string dir_;
   uint32_t uidvalidity_;
   uint32_t covered_ = 0;
-  std::vector<std::unique_ptr<Segment>> segments_;  // by UID range
+  std::vector<std::shared_ptr<Segment>> segments_;  // by UID range
+  bool background_merges_ = false;
+  bool merging_ = false;
   // The in-memory part: UIDs in (mem_lo_, covered_].
   uint32_t mem_lo_ = 0;
   uint32_t mem_docs_ = 0;

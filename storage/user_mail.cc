@@ -467,9 +467,28 @@ Status UserMail::fts(uint32_t mailbox_id, FtsIndex** out) {
   s = FtsIndex::open(env_, mailbox_dir(mailbox_id), idx->uidvalidity(), &f, &dropped);
   for (const std::string& d : dropped) RM_LOG(warn, "fts_segment_dropped").kv("problem", d);
   if (!s.is_ok()) return s;
+  f->set_background_merges(fts_background_merges_);
   *out = f.get();
   fts_[mailbox_id] = std::move(f);
   return Status::ok();
+}
+
+bool UserMail::fts_plan_merge(FtsMerge* out) {
+  for (auto& [id, f] : fts_) {
+    MailboxIndex* idx;
+    if (!index(id, &idx).is_ok()) continue;
+    auto job = f->plan_merge([idx](uint32_t uid) { return idx->find(uid) >= 0; });
+    if (!job) continue;
+    *out = FtsMerge{id, f.get(), std::move(job)};
+    return true;
+  }
+  return false;
+}
+
+Status UserMail::fts_finish_merge(FtsMerge& m) {
+  auto it = fts_.find(m.mailbox_id);
+  if (it == fts_.end() || it->second.get() != m.index) return Status::ok();  // the index is gone
+  return it->second->finish_merge(m.job.get());
 }
 
 Status UserMail::fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& rec,

@@ -136,9 +136,12 @@ class UserMail {
   // mailbox's index covers every message before it; the rest is indexed by fts_catch_up().
   // The in-memory part of a mailbox's index is written as a segment every `batch_docs`
   // messages and by fts_flush().
-  void set_fts(bool on, uint32_t batch_docs) {
+  // With `background_merges`, index merges are left to fts_plan_merge() (the server runs them
+  // on its helper pool); otherwise they run when a segment is written.
+  void set_fts(bool on, uint32_t batch_docs, bool background_merges = false) {
     fts_enabled_ = on;
     fts_batch_docs_ = batch_docs > 0 ? batch_docs : 1;
+    fts_background_merges_ = background_merges;
   }
   bool fts_enabled() const { return fts_enabled_; }
   // The mailbox's index, opened on first use; nullptr (and ok) when the index is off.
@@ -148,6 +151,15 @@ class UserMail {
   Status fts_catch_up(uint32_t mailbox_id, uint64_t budget_bytes, bool* done);
   // Writes every mailbox's in-memory index part as a segment.
   Status fts_flush();
+  // A merge due in an open mailbox's index: run job with FtsIndex::run_merge on any thread,
+  // then fts_finish_merge() here. False when none is due.
+  struct FtsMerge {
+    uint32_t mailbox_id = 0;
+    const FtsIndex* index = nullptr;
+    std::shared_ptr<FtsIndex::MergeJob> job;
+  };
+  bool fts_plan_merge(FtsMerge* out);
+  Status fts_finish_merge(FtsMerge& m);
   // Messages indexed, bytes of text and of index, over every mailbox (opens them all).
   Status fts_stats(FtsStats* out);
   // Drops every mailbox's index and indexes all messages again.
@@ -208,6 +220,7 @@ class UserMail {
   Status fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& rec,
                  std::string_view message, const MimeInfo& mime);
   bool fts_enabled_ = false;
+  bool fts_background_merges_ = false;
   uint32_t fts_batch_docs_ = 1000;
   std::map<uint32_t, std::unique_ptr<FtsIndex>> fts_;
   MessageText text_extract_;
