@@ -20,7 +20,16 @@ void erase_ref(std::vector<SessionRef>* v, const ImapSession* s) {
 
 }  // namespace
 
-ImapCore::~ImapCore() = default;
+ImapCore::~ImapCore() {
+  // The reactor has stopped: what the full-text indexes hold in memory goes to disk, so the next
+  // start need not index those messages again (nothing is lost either way: SEARCH scans what the
+  // index does not cover).
+  for (auto& [name, u] : users_) {
+    if (!u->mail || u->compacting || u->fts_merging || !u->failed.is_ok()) continue;
+    Status s = u->mail->fts_flush();
+    if (!s.is_ok()) RM_LOG(warn, "fts_failed").kv("user", name).kv("error", s.message());
+  }
+}
 
 void ImapCore::attach(Connection& c, ImapSession* s, const std::string& user) {
   auto it = users_.find(user);
