@@ -14,11 +14,15 @@
 #include "protocol/command_parser.h"
 #include "protocol/imap_core.h"
 #include "protocol/imap_fetch.h"
+#include "protocol/imap_search.h"
 #include "protocol/mime_render.h"
 #include "protocol/scram.h"
 #include "storage/user_store.h"
 
 namespace ringmail {
+
+struct SortScan;  // protocol/session_sort.cc
+class ReferenceThreads;
 
 class ImapProtocol : public Protocol {
  public:
@@ -124,9 +128,15 @@ class ImapSession : public Session {
   void cmd_copy(Connection& c, std::string_view tag, CommandReader& r, bool uid, bool move);
   void cmd_expunge(Connection& c, std::string_view tag, CommandReader& r, bool uid);
   void cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  // Answers a SEARCH, SORT or THREAD parse that failed, or a command the selected mailbox
+  // cannot take; true (and *idx) when the command can run.
+  bool search_ready(Connection& c, std::string_view tag, SearchParse parsed,
+                    const std::string& error, const SearchCommand& cmd, MailboxIndex** idx);
   // RFC 5256 SORT and THREAD (protocol/session_sort.cc).
   void cmd_sort(Connection& c, std::string_view tag, CommandReader& r, bool uid);
   void cmd_thread(Connection& c, std::string_view tag, CommandReader& r, bool uid);
+  SortScan sort_scan(Connection& c, const MailboxIndex* idx, uint32_t texts,
+                     ReferenceThreads* threads);
   void cmd_idle(Connection& c, std::string_view tag, CommandReader& r);
   void idle_input(Connection& c, std::string_view line);
   bool read_flag_list(CommandReader& r, Flags* flags, std::string* error);

@@ -754,22 +754,37 @@ void ImapSession::cmd_expunge(Connection& c, std::string_view tag, CommandReader
 
 // ---- SEARCH ---------------------------------------------------------------------------------
 
+bool ImapSession::search_ready(Connection& c, std::string_view tag, SearchParse parsed,
+                               const std::string& error, const SearchCommand& cmd,
+                               MailboxIndex** idx) {
+  switch (parsed) {
+    case SearchParse::ok: break;
+    case SearchParse::bad_charset:
+      respond(c, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+      return false;
+    case SearchParse::bad: respond(c, tag, "BAD " + error); return false;
+  }
+  *idx = selected_index();
+  if (!*idx) {
+    respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
+    return false;
+  }
+  if (search_max_sequence_number(cmd) > uids_.size()) {
+    respond(c, tag, "BAD Invalid message sequence number");
+    return false;
+  }
+  if (cmd.uses_modseq) condstore_ = true;
+  return true;
+}
+
 void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
   MimeInfo& mime = core(c).mime;
   if (!r.sp()) return respond(c, tag, "BAD Expected search criteria");
   SearchCommand cmd;
   std::string error;
-  switch (parse_search(r, &cmd, &error)) {
-    case SearchParse::ok: break;
-    case SearchParse::bad_charset:
-      return respond(c, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-    case SearchParse::bad: return respond(c, tag, "BAD " + error);
-  }
-  MailboxIndex* idx = selected_index();
-  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
-  if (search_max_sequence_number(cmd) > uids_.size())
-    return respond(c, tag, "BAD Invalid message sequence number");
-  if (cmd.uses_modseq) condstore_ = true;
+  const SearchParse parsed = parse_search(r, &cmd, &error);
+  MailboxIndex* idx = nullptr;
+  if (!search_ready(c, tag, parsed, error, cmd, &idx)) return;
   UserMail& mail = *open_->mail;
   SearchMailbox box;
   box.messages = static_cast<uint32_t>(uids_.size());

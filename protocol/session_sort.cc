@@ -11,7 +11,6 @@
 #include "storage/search_text.h"
 
 namespace ringmail {
-namespace {
 
 // What SORT and THREAD read of the selected mailbox.
 struct SortScan {
@@ -25,6 +24,8 @@ struct SortScan {
   uint32_t texts = 0;                                 // SortText bits to read
   ReferenceThreads* threads = nullptr;                // THREAD=REFERENCES: gets each match's IDs
 };
+
+namespace {
 
 std::string_view field_or_empty(const MimeInfo& mime, MimeString s) {
   return s.is_nil() ? std::string_view() : mime.str(s);
@@ -108,30 +109,14 @@ void ImapSession::cmd_sort(Connection& c, std::string_view tag, CommandReader& r
   if (!r.sp()) return respond(c, tag, "BAD Expected sort criteria");
   SortCommand cmd;
   std::string error;
-  switch (parse_sort(r, &cmd, &error)) {
-    case SearchParse::ok: break;
-    case SearchParse::bad_charset:
-      return respond(c, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-    case SearchParse::bad: return respond(c, tag, "BAD " + error);
-  }
-  MailboxIndex* idx = selected_index();
-  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
-  if (search_max_sequence_number(cmd.search) > uids_.size())
-    return respond(c, tag, "BAD Invalid message sequence number");
-  if (cmd.search.uses_modseq) condstore_ = true;
-  SortScan scan;
-  scan.mail = open_->mail.get();
-  scan.user = open_->name;
-  scan.mailbox_id = selected_;
-  scan.idx = idx;
-  scan.uids = &uids_;
-  scan.saved_uids = &saved_uids_;
-  scan.mime = &core(c).mime;
-  scan.texts = sort_texts_needed(cmd.criteria);
+  const SearchParse parsed = parse_sort(r, &cmd, &error);
+  MailboxIndex* idx = nullptr;
+  if (!search_ready(c, tag, parsed, error, cmd.search, &idx)) return;
   std::vector<SortMessage> messages;
   uint64_t max_modseq = 0;
   Status failure;
-  if (!scan_matches(scan, cmd.search, &messages, &max_modseq, &failure))
+  if (!scan_matches(sort_scan(c, idx, sort_texts_needed(cmd.criteria), nullptr), cmd.search,
+                    &messages, &max_modseq, &failure))
     return respond(c, tag, storage_failure(failure, "SORT failed"));
   std::vector<uint32_t> order;
   sort_messages(cmd.criteria, messages, &order);
@@ -150,35 +135,19 @@ void ImapSession::cmd_thread(Connection& c, std::string_view tag, CommandReader&
   if (!r.sp()) return respond(c, tag, "BAD Expected a threading algorithm");
   ThreadCommand cmd;
   std::string error;
-  switch (parse_thread(r, &cmd, &error)) {
-    case SearchParse::ok: break;
-    case SearchParse::bad_charset:
-      return respond(c, tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-    case SearchParse::bad: return respond(c, tag, "BAD " + error);
-  }
-  MailboxIndex* idx = selected_index();
-  if (!idx) return respond(c, tag, "NO [NONEXISTENT] The mailbox is gone");
-  if (search_max_sequence_number(cmd.search) > uids_.size())
-    return respond(c, tag, "BAD Invalid message sequence number");
-  if (cmd.search.uses_modseq) condstore_ = true;
+  const SearchParse parsed = parse_thread(r, &cmd, &error);
+  MailboxIndex* idx = nullptr;
+  if (!search_ready(c, tag, parsed, error, cmd.search, &idx)) return;
   ReferenceThreads threads;
-  SortScan scan;
-  scan.mail = open_->mail.get();
-  scan.user = open_->name;
-  scan.mailbox_id = selected_;
-  scan.idx = idx;
-  scan.uids = &uids_;
-  scan.saved_uids = &saved_uids_;
-  scan.mime = &core(c).mime;
-  scan.texts = kThreadTextsNeeded;
-  if (cmd.algorithm == ThreadAlgorithm::references) scan.threads = &threads;
+  const bool references = cmd.algorithm == ThreadAlgorithm::references;
   std::vector<SortMessage> messages;
   uint64_t max_modseq = 0;
   Status failure;
-  if (!scan_matches(scan, cmd.search, &messages, &max_modseq, &failure))
+  if (!scan_matches(sort_scan(c, idx, kThreadTextsNeeded, references ? &threads : nullptr),
+                    cmd.search, &messages, &max_modseq, &failure))
     return respond(c, tag, storage_failure(failure, "THREAD failed"));
   std::string list;
-  if (cmd.algorithm == ThreadAlgorithm::references) {
+  if (references) {
     threads.finish(messages, uid, &list);
   } else {
     thread_ordered_subject(messages, uid, &list);
@@ -188,6 +157,21 @@ void ImapSession::cmd_thread(Connection& c, std::string_view tag, CommandReader&
   out.append("\r\n");
   c.write(out);
   respond_ok(c, tag, "THREAD completed", uid);
+}
+
+SortScan ImapSession::sort_scan(Connection& c, const MailboxIndex* idx, uint32_t texts,
+                                ReferenceThreads* threads) {
+  SortScan scan;
+  scan.mail = open_->mail.get();
+  scan.user = open_->name;
+  scan.mailbox_id = selected_;
+  scan.idx = idx;
+  scan.uids = &uids_;
+  scan.saved_uids = &saved_uids_;
+  scan.mime = &core(c).mime;
+  scan.texts = texts;
+  scan.threads = threads;
+  return scan;
 }
 
 }  // namespace ringmail
