@@ -15,6 +15,8 @@
 //    has the field.
 //  - BODY s: the decoded text/* parts, and the headers of attached messages (message/rfc822
 //    bodies are the outer message's body). Other parts (images, application/*) are not read.
+//    A text/html part is read as the text it shows (storage/search_text.h): no tags, no
+//    script or style, character references decoded.
 //  - TEXT s: BODY, the message header (field names included) and the MIME headers of its parts.
 //  - SENTBEFORE/SENTON/SENTSINCE: the calendar day written in the Date: field (RFC 5322, obsolete
 //    forms included), in the field's own time zone. A message without a Date: field that parses

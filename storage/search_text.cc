@@ -431,6 +431,122 @@ bool parse_encoded_word(std::string_view s, size_t i, EncodedWord* w) {
   return true;
 }
 
+bool starts_nocase(std::string_view s, size_t i, std::string_view prefix) {
+  return s.size() - i >= prefix.size() && equals_nocase(s.substr(i, prefix.size()), prefix);
+}
+
+// Tags that end a line of text: each becomes a line feed, every other tag nothing (so
+// "<b>wor</b>d" reads "word").
+bool breaks_line(std::string_view name) {
+  static constexpr std::string_view kBlock[] = {
+      "p",  "br", "div", "li", "tr",    "td", "th",  "h1",         "h2", "h3", "h4",
+      "h5", "h6", "ul",  "ol", "table", "hr", "pre", "blockquote", "dt", "dd", "title"};
+  for (std::string_view b : kBlock)
+    if (equals_nocase(name, b)) return true;
+  return false;
+}
+
+// Appends what an HTML document (UTF-8) shows as text: tags and comments removed (a line feed
+// for the tags breaks_line() names), the contents of script and style elements dropped, and
+// the character references &amp; &lt; &gt; &quot; &apos; &nbsp; (a space) and &#N; &#xH;
+// decoded. A "<" that opens no tag (not followed by a letter, "/" or "!", or by no ">") and an
+// unknown reference stay as they are.
+void html_to_text(std::string_view in, std::string* out) {
+  const size_t n = in.size();
+  for (size_t i = 0; i < n;) {
+    const size_t run = in.find_first_of("<&", i);
+    const size_t stop = run == std::string_view::npos ? n : run;
+    out->append(in.data() + i, stop - i);
+    i = stop;
+    if (i == n) break;
+    if (in[i] == '<') {
+      const char next = i + 1 < n ? in[i + 1] : ' ';
+      if (!((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || next == '/' ||
+            next == '!')) {
+        out->push_back('<');  // "3 < 4": not a tag
+        i++;
+        continue;
+      }
+      if (starts_nocase(in, i, "<!--")) {
+        size_t end = in.find("-->", i + 4);
+        i = end == std::string_view::npos ? n : end + 3;
+        continue;
+      }
+      const size_t close = in.find('>', i + 1);
+      if (close == std::string_view::npos) {
+        out->append(in.substr(i));
+        break;
+      }
+      const bool end_tag_here = i + 1 < close && in[i + 1] == '/';
+      const bool self_closing = in[close - 1] == '/';
+      size_t k = end_tag_here ? i + 2 : i + 1;
+      size_t name_end = k;
+      while (name_end < close && ((in[name_end] >= 'a' && in[name_end] <= 'z') ||
+                                  (in[name_end] >= 'A' && in[name_end] <= 'Z') ||
+                                  (in[name_end] >= '0' && in[name_end] <= '9')))
+        name_end++;
+      const std::string_view name = in.substr(k, name_end - k);
+      i = close + 1;
+      if (breaks_line(name)) out->push_back('\n');
+      if (!end_tag_here && !self_closing &&
+          (equals_nocase(name, "script") || equals_nocase(name, "style"))) {
+        // Skip to the element's end tag.
+        const std::string end_tag = std::string("</") + std::string(name);
+        size_t e = i;
+        while (e < n && !starts_nocase(in, e, end_tag)) {
+          e = in.find('<', e + 1);
+          if (e == std::string_view::npos) e = n;
+        }
+        const size_t gt = e < n ? in.find('>', e) : std::string_view::npos;
+        i = gt == std::string_view::npos ? n : gt + 1;
+      }
+      continue;
+    }
+    // A character reference.
+    const size_t semi = in.find(';', i + 1);
+    if (semi == std::string_view::npos || semi - i > 10) {
+      out->push_back('&');
+      i++;
+      continue;
+    }
+    const std::string_view ref = in.substr(i + 1, semi - i - 1);
+    int64_t cp = -1;
+    if (ref == "amp")
+      cp = '&';
+    else if (ref == "lt")
+      cp = '<';
+    else if (ref == "gt")
+      cp = '>';
+    else if (ref == "quot")
+      cp = '"';
+    else if (ref == "apos")
+      cp = '\'';
+    else if (ref == "nbsp")
+      cp = ' ';
+    else if (ref.size() >= 2 && ref[0] == '#') {
+      const bool hex = ref[1] == 'x' || ref[1] == 'X';
+      int64_t v = 0;
+      size_t d = hex ? 2 : 1;
+      for (; d < ref.size() && v <= 0x10FFFF; d++) {
+        const int x =
+            hex ? hex_value(ref[d]) : (ref[d] >= '0' && ref[d] <= '9' ? ref[d] - '0' : -1);
+        if (x < 0) break;
+        v = v * (hex ? 16 : 10) + x;
+      }
+      if (d == ref.size() && d > (hex ? 2u : 1u) && v > 0 && v <= 0x10FFFF &&
+          !(v >= 0xD800 && v <= 0xDFFF))
+        cp = v;
+    }
+    if (cp < 0) {
+      out->push_back('&');
+      i++;
+      continue;
+    }
+    append_code_point(static_cast<char32_t>(cp), out);
+    i = semi + 1;
+  }
+}
+
 }  // namespace
 
 struct TextDecoder::Impl {
@@ -455,7 +571,7 @@ struct TextDecoder::Impl {
   }
 
   // Appends the fold of a text body, its transfer encoding undone and converted to UTF-8.
-  void body(std::string_view raw, std::string_view cte, std::string_view charset,
+  void body(std::string_view raw, std::string_view cte, std::string_view charset, bool html,
             std::string* out) {
     std::string_view data = raw;
     if (equals_nocase(cte, "base64") || equals_nocase(cte, "quoted-printable")) {
@@ -466,17 +582,21 @@ struct TextDecoder::Impl {
         decode_qp(raw, false, &decoded_);
       data = decoded_;
     }
-    if (charsets_.passes_through(charset)) {
-      fold_append(data, out);
-      return;
+    if (!charsets_.passes_through(charset)) {
+      converted_.clear();
+      charsets_.append_utf8(data, charset, &converted_);
+      data = converted_;
     }
-    converted_.clear();
-    charsets_.append_utf8(data, charset, &converted_);
-    fold_append(converted_, out);
+    if (html) {
+      text_.clear();
+      html_to_text(data, &text_);
+      data = text_;
+    }
+    fold_append(data, out);
   }
 
   void trim() {
-    for (std::string* s : {&unfolded_, &pending_, &decoded_, &converted_})
+    for (std::string* s : {&unfolded_, &pending_, &decoded_, &converted_, &text_})
       if (s->capacity() > kBufferKeepBytes) std::string().swap(*s);
   }
 
@@ -527,6 +647,7 @@ struct TextDecoder::Impl {
   std::string pending_;  // decoded octets of encoded words not yet converted
   std::string decoded_;
   std::string converted_;
+  std::string text_;  // an HTML body reduced to text
 };
 
 TextDecoder::TextDecoder() : impl_(std::make_unique<Impl>()) {}
@@ -544,8 +665,8 @@ void TextDecoder::header_text(const std::vector<HeaderField>& fields, std::strin
   impl_->header_text(fields, out);
 }
 void TextDecoder::body(std::string_view raw, std::string_view cte, std::string_view charset,
-                       std::string* out) {
-  impl_->body(raw, cte, charset, out);
+                       bool html, std::string* out) {
+  impl_->body(raw, cte, charset, html, out);
 }
 void TextDecoder::trim() {
   impl_->trim();
@@ -576,8 +697,9 @@ void message_body_text(std::string_view bytes, const MimeInfo& m, TextDecoder* d
     }
     if (part.kind != MimeKind::text) continue;
     std::string_view cte = part.encoding.is_nil() ? "" : m.str(part.encoding);
+    const bool html = !part.subtype.is_nil() && equals_nocase(m.str(part.subtype), "html");
     decoder->body(bytes.substr(part.body_offset(), part.body_length), cte, mime_charset(m, part),
-                  body_text);
+                  html, body_text);
     body_text->push_back('\0');  // no match across parts
   }
 }

@@ -1,8 +1,9 @@
 // The text of a message as SEARCH reads it (RFC 9051 section 6.4.4): header fields unfolded and
 // RFC 2047 encoded words decoded; bodies of text/* parts with their Content-Transfer-Encoding
 // undone and their charset converted to UTF-8 (glibc iconv beyond UTF-8, ASCII and Latin-1);
-// everything case-folded. Both the scanning SEARCH (protocol/imap_search.cc) and the full-text
-// index (storage/fts.h) take their text from here, so an indexed answer and a scan agree.
+// text/html bodies reduced to the text they show; everything case-folded. Both the scanning
+// SEARCH (protocol/imap_search.cc) and the full-text index (storage/fts.h) take their text from
+// here, so an indexed answer and a scan agree.
 //
 // Case folding: ASCII, Latin-1, Latin Extended-A, the regular pairs of Latin Extended-B and Latin
 // Extended Additional, Greek, Cyrillic and fullwidth Latin letters, one code point to one (simple
@@ -49,8 +50,13 @@ class TextDecoder {
   void display_value(std::string_view raw, std::string* out);
   // Appends "name: value" LF for each field, folded.
   void header_text(const std::vector<HeaderField>& fields, std::string* out);
-  // Appends the fold of a text body, its transfer encoding undone and converted to UTF-8.
-  void body(std::string_view raw, std::string_view cte, std::string_view charset, std::string* out);
+  // Appends the fold of a text body, its transfer encoding undone and converted to UTF-8; an
+  // HTML body (`html`) reduced to its text first: tags and comments removed (a line feed for
+  // those that break a line: p, br, div, li, tr, td, th, h1-h6, ul, ol, table, hr, pre,
+  // blockquote, dt, dd, title), script and style contents dropped, the character references
+  // &amp; &lt; &gt; &quot; &apos; &nbsp; (a space), &#N; and &#xH; decoded.
+  void body(std::string_view raw, std::string_view cte, std::string_view charset, bool html,
+            std::string* out);
   // Releases buffers grown past what is worth keeping.
   void trim();
 

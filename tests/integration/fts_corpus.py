@@ -321,6 +321,73 @@ class Entity:
         return self
 
 
+BREAKING_TAGS = {"p", "br", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
+                 "ul", "ol", "table", "hr", "pre", "blockquote", "dt", "dd", "title"}
+REFERENCES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'", "nbsp": " "}
+
+
+def html_to_text(html):
+    """What SEARCH reads of a text/html body (storage/search_text.h): tags and comments gone (a
+    line feed for those that break a line), script and style contents dropped, the character
+    references &amp; &lt; &gt; &quot; &apos; &nbsp; &#N; &#xH; decoded."""
+    out, i, n = [], 0, len(html)
+    while i < n:
+        c = html[i]
+        if c == "<":
+            nxt = html[i + 1] if i + 1 < n else " "
+            if not (nxt.isascii() and (nxt.isalpha() or nxt in "/!")):
+                out.append("<")
+                i += 1
+                continue
+            if html.startswith("<!--", i):
+                end = html.find("-->", i + 4)
+                i = n if end < 0 else end + 3
+                continue
+            close = html.find(">", i + 1)
+            if close < 0:
+                out.append(html[i:])
+                break
+            closing = html[i + 1] == "/"
+            k = i + 2 if closing else i + 1
+            j = k
+            while j < close and html[j].isascii() and html[j].isalnum():
+                j += 1
+            name = html[k:j].lower()
+            selfclosing = html[close - 1] == "/"
+            i = close + 1
+            if name in BREAKING_TAGS:
+                out.append("\n")
+            if not closing and not selfclosing and name in ("script", "style"):
+                end = html.lower().find("</" + name, i)
+                gt = html.find(">", end) if end >= 0 else -1
+                i = n if gt < 0 else gt + 1
+            continue
+        if c == "&":
+            semi = html.find(";", i + 1)
+            if 0 <= semi and semi - i <= 10:
+                ref = html[i + 1:semi]
+                ch = REFERENCES.get(ref)
+                if ch is None and len(ref) >= 2 and ref[0] == "#":
+                    digits = ref[2:] if ref[1] in "xX" else ref[1:]
+                    base = 16 if ref[1] in "xX" else 10
+                    try:
+                        v = int(digits, base) if digits and digits.isalnum() else -1
+                    except ValueError:
+                        v = -1
+                    if 0 < v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF:
+                        ch = chr(v)
+                if ch is not None:
+                    out.append(ch)
+                    i = semi + 1
+                    continue
+            out.append("&")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def text_entity(rng, text, charset, cte, subtype="plain", quote_label=None, forced=(),
                 trailing_crlf=False):
     """A text/<subtype> part holding `text` in `charset` with transfer encoding `cte`
@@ -353,7 +420,7 @@ def text_entity(rng, text, charset, cte, subtype="plain", quote_label=None, forc
         e.add("Content-Transfer-Encoding",
               rng.choice([cte, cte.upper(), cte.title()]))
     e.body = raw
-    e.text = text
+    e.text = html_to_text(text) if subtype == "html" else text
     e.sites = [len(b[:o].decode(codec, "ignore")) for o in breaks]
     return e
 

@@ -347,6 +347,25 @@ TEST_F(SearchTest, CaseFoldingCoversLatinGreekAndCyrillic) {
   EXPECT_EQ(search("BODY apfel"), "");  // no accent stripping
 }
 
+TEST_F(SearchTest, HtmlIsReadAsTheTextItShows) {
+  add("Subject: html\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n",
+      "<html><head><style>p { color: red }</style><script>var secret = 1;</script></head>"
+      "<body><p>Fish &amp; chips</p><p>caf&#233; &#x263A;&nbsp;x</p><!-- hidden note -->"
+      "<b>wor</b>d, a &lt; b &unknown; 3 < 4<br>next line</body></html>\n");
+  EXPECT_EQ(search("BODY \"fish & chips\""), "1");
+  EXPECT_EQ(search("BODY \"CAFÉ ☺ x\""), "1");
+  EXPECT_EQ(search("BODY word"), "1");  // inline tags vanish
+  EXPECT_EQ(search("BODY \"a < b &unknown; 3 < 4\""), "1");
+  EXPECT_EQ(search("BODY \"next line\""), "1");
+  EXPECT_EQ(search("BODY \"4 next\""), "");  // <br> ends a line: a line feed, not a space
+  EXPECT_EQ(search("BODY color"), "");
+  EXPECT_EQ(search("BODY secret"), "");
+  EXPECT_EQ(search("BODY hidden"), "");
+  EXPECT_EQ(search("BODY <p>"), "");
+  EXPECT_EQ(search("BODY amp"), "");
+  EXPECT_EQ(search("TEXT secret"), "");
+}
+
 TEST_F(SearchTest, BodyReadsTextPartsAndAttachedMessagesOnly) {
   add("Subject: multi\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n",
       R"(preamble words
@@ -373,7 +392,8 @@ inner body text
 --b--
 epilogue words
 )");
-  EXPECT_EQ(search("BODY \"<b>html\""), "1");
+  EXPECT_EQ(search("BODY \"hello html\""), "1");  // HTML is read as the text it shows
+  EXPECT_EQ(search("BODY \"<b>\""), "");
   EXPECT_EQ(search("BODY \"inner body\""), "1");
   EXPECT_EQ(search("BODY \"inner sübject\""), "1");  // an attached message's header is body
   EXPECT_EQ(search("BODY secret"), "");
