@@ -199,7 +199,8 @@ struct SearchState {
 
   bool failed = false;  // an accessor failed
   bool have_bytes = false, have_mime = false, have_fields = false;
-  bool have_header_text = false, have_body_text = false, have_sent_day = false;
+  bool have_header_text = false, have_sent_day = false;
+  size_t body_parts = 0;  // parts decoded into body_text (and part_headers)
   std::string_view bytes;
   const MimeInfo* mime = nullptr;
   std::vector<HeaderField> fields;  // of the message header
@@ -221,6 +222,7 @@ struct SearchProgram {
   std::vector<bool> set_is_uid;
   std::vector<uint32_t> keywords;  // string index of each KEYWORD/UNKEYWORD name
   bool needs_content = false;
+  bool has_text = false;  // a TEXT key: the parts' MIME headers are read too
   bool uses_modseq = false;
   SearchState state;  // reused by each search_matches
 };
@@ -336,6 +338,7 @@ class Parser {
     }
     end(root);
     p_->needs_content = p_->nodes[0].content;
+    for (const Node& n : p_->nodes) p_->has_text = p_->has_text || n.op == Op::text;
     return SearchParse::ok;
   }
 
@@ -549,7 +552,7 @@ class Evaluator {
       case Op::sent_on: return load_sent_day() && s_.sent_day == static_cast<int64_t>(n.value);
       case Op::sent_since: return load_sent_day() && s_.sent_day >= static_cast<int64_t>(n.value);
       case Op::header: return header_contains(p_.strings[n.a], p_.strings[n.b]);
-      case Op::body: return load_body_text() && contains(s_.body_text, p_.strings[n.b]);
+      case Op::body: return body_contains(p_.strings[n.b]);
       case Op::text: return text_contains(p_.strings[n.b]);
       case Op::seq: return ranges_contain(s_.ranges[n.a], msg_.seq);
       case Op::uid: return ranges_contain(s_.ranges[n.a], rec_.uid);
@@ -642,13 +645,30 @@ class Evaluator {
     return s_.sent_day >= 0;
   }
 
-  bool load_body_text() {
-    if (s_.have_body_text) return true;
+  // The body text is decoded part by part, as far as a key needs: BODY stops at the part
+  // where its needle turns up (a match never spans two parts: each ends in a NUL).
+  bool body_contains(std::string_view needle) {
     if (!load_mime()) return false;
-    message_body_text(s_.bytes, *s_.mime, &s_.decoder, &s_.part_fields, &s_.body_text,
-                      &s_.part_headers);
-    s_.have_body_text = true;
+    if (contains(s_.body_text, needle)) return true;
+    while (s_.body_parts < s_.mime->parts.size()) {
+      const size_t from = s_.body_text.size();
+      decode_next_part();
+      // A match could only start in the new text, or in an attached message's header before it.
+      const size_t start = from >= needle.size() ? from - needle.size() + 1 : 0;
+      if (contains(std::string_view(s_.body_text).substr(start), needle)) return true;
+    }
+    return false;
+  }
+
+  bool load_body_text() {
+    if (!load_mime()) return false;
+    while (s_.body_parts < s_.mime->parts.size()) decode_next_part();
     return true;
+  }
+
+  void decode_next_part() {
+    message_part_text(s_.bytes, *s_.mime, s_.body_parts++, &s_.decoder, &s_.part_fields,
+                      &s_.body_text, p_.has_text ? &s_.part_headers : nullptr);
   }
 
   bool text_contains(std::string_view needle) {
@@ -694,7 +714,10 @@ void bind_mailbox(const SearchProgram& p, SearchState* s, const SearchMailbox& b
 void start_message(SearchState* s) {
   s->failed = false;
   s->have_bytes = s->have_mime = s->have_fields = false;
-  s->have_header_text = s->have_body_text = s->have_sent_day = false;
+  s->have_header_text = s->have_sent_day = false;
+  s->body_parts = 0;
+  s->body_text.clear();
+  s->part_headers.clear();
   s->bytes = {};
   s->mime = nullptr;
   for (std::string* b : {&s->values, &s->header_text, &s->part_headers, &s->body_text})

@@ -681,27 +681,32 @@ std::string_view mime_charset(const MimeInfo& m, const MimePart& part) {
   return "us-ascii";
 }
 
+void message_part_text(std::string_view bytes, const MimeInfo& m, size_t i, TextDecoder* decoder,
+                       std::vector<HeaderField>* part_fields, std::string* body_text,
+                       std::string* part_headers) {
+  const MimePart& part = m.parts[i];
+  RM_ASSERT(part.end_offset() <= bytes.size());
+  // The header of an attached message is body text of this one; a MIME header is not.
+  const bool attached = i > 0 && m.parts[i - 1].kind == MimeKind::message;
+  if (i > 0 && (attached || part_headers != nullptr)) {
+    split_header(bytes.substr(part.header_offset, part.header_length), part_fields);
+    decoder->header_text(*part_fields, attached ? body_text : part_headers);
+  }
+  if (part.kind != MimeKind::text) return;
+  std::string_view cte = part.encoding.is_nil() ? "" : m.str(part.encoding);
+  const bool html = !part.subtype.is_nil() && equals_nocase(m.str(part.subtype), "html");
+  decoder->body(bytes.substr(part.body_offset(), part.body_length), cte, mime_charset(m, part),
+                html, body_text);
+  body_text->push_back('\0');  // no match across parts
+}
+
 void message_body_text(std::string_view bytes, const MimeInfo& m, TextDecoder* decoder,
                        std::vector<HeaderField>* part_fields, std::string* body_text,
                        std::string* part_headers) {
   body_text->clear();
-  part_headers->clear();
-  for (size_t i = 0; i < m.parts.size(); i++) {
-    const MimePart& part = m.parts[i];
-    RM_ASSERT(part.end_offset() <= bytes.size());
-    if (i > 0) {
-      // The header of an attached message is body text of this one; a MIME header is not.
-      bool attached = m.parts[i - 1].kind == MimeKind::message;
-      split_header(bytes.substr(part.header_offset, part.header_length), part_fields);
-      decoder->header_text(*part_fields, attached ? body_text : part_headers);
-    }
-    if (part.kind != MimeKind::text) continue;
-    std::string_view cte = part.encoding.is_nil() ? "" : m.str(part.encoding);
-    const bool html = !part.subtype.is_nil() && equals_nocase(m.str(part.subtype), "html");
-    decoder->body(bytes.substr(part.body_offset(), part.body_length), cte, mime_charset(m, part),
-                  html, body_text);
-    body_text->push_back('\0');  // no match across parts
-  }
+  if (part_headers != nullptr) part_headers->clear();
+  for (size_t i = 0; i < m.parts.size(); i++)
+    message_part_text(bytes, m, i, decoder, part_fields, body_text, part_headers);
 }
 
 void MessageText::extract(std::string_view bytes, const MimeInfo& mime, std::string* out) {

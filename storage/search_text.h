@@ -70,9 +70,15 @@ std::string_view mime_charset(const MimeInfo& m, const MimePart& part);
 
 // What BODY reads into *body_text: the decoded text/* parts, each followed by a NUL (no match
 // spans two parts), and the headers of attached messages. The MIME headers of the parts, which
-// TEXT reads besides, go to *part_headers. Both are replaced.
+// TEXT reads besides, go to *part_headers (not made when it is null: BODY alone needs none).
+// Both are replaced.
 // REQUIRES: `m` is the structure of `bytes`.
 void message_body_text(std::string_view bytes, const MimeInfo& m, TextDecoder* decoder,
+                       std::vector<HeaderField>* part_fields, std::string* body_text,
+                       std::string* part_headers);
+
+// The same for part `i` alone, appended: message_body_text is this for every part in order.
+void message_part_text(std::string_view bytes, const MimeInfo& m, size_t i, TextDecoder* decoder,
                        std::vector<HeaderField>* part_fields, std::string* body_text,
                        std::string* part_headers);
 
