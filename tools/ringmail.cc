@@ -171,14 +171,25 @@ int run_fsck(const std::string& data_dir, const std::string& only_user, bool rep
   return repairs > 0 ? 1 : 0;
 }
 
-// Offline compaction: the server must not be running on the data directory meanwhile.
-int run_compact(const std::string& data_dir, const std::string& only_user) {
+// Takes the data directory's server lock for an offline command: the descriptor, or -1 (said on
+// stderr) when ringmaild holds it.
+int lock_offline(const std::string& data_dir) {
   std::string lock_path = data_dir + "/ringmaild.lock";
   int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-    return fail("ringmaild is running on " + data_dir + " (or " + lock_path +
-                    " cannot be locked): stop it first",
-                2);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    fail("ringmaild is running on " + data_dir + " (or " + lock_path +
+             " cannot be locked): stop it first",
+         2);
+    if (lock_fd >= 0) close(lock_fd);
+    return -1;
+  }
+  return lock_fd;
+}
+
+// Offline compaction: the server must not be running on the data directory meanwhile.
+int run_compact(const std::string& data_dir, const std::string& only_user) {
+  int lock_fd = lock_offline(data_dir);
+  if (lock_fd < 0) return 2;
   UserStore store(data_dir);
   std::vector<std::string> users;
   if (int rc = users_to_visit(store, only_user, &users); rc != 0) return rc;
@@ -216,12 +227,8 @@ int run_compact(const std::string& data_dir, const std::string& only_user) {
 // The full-text index, offline: `rebuild` drops every mailbox's index and indexes all messages
 // again; `stats` prints one JSON line per user.
 int run_index(const std::string& data_dir, const std::string& only_user, const std::string& op) {
-  std::string lock_path = data_dir + "/ringmaild.lock";
-  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-    return fail("ringmaild is running on " + data_dir + " (or " + lock_path +
-                    " cannot be locked): stop it first",
-                2);
+  int lock_fd = lock_offline(data_dir);
+  if (lock_fd < 0) return 2;
   UserStore store(data_dir);
   std::vector<std::string> users;
   if (int rc = users_to_visit(store, only_user, &users); rc != 0) return rc;
