@@ -1,21 +1,24 @@
-// ringmail-bench: load generator for the ringmail IMAP server.
+// ringmail-bench: load generator for IMAP servers (ringmail, and any other for comparison).
 //
-// One thread, non-blocking sockets, edge-triggered epoll. Every connection is a
-// small state machine (connect -> greeting -> LOGIN -> ready -> ...). A "mode"
-// only decides which command a logged-in connection sends next; the driver owns
-// connecting, response parsing, timing, error accounting and reporting. To add a
-// mode, write a NextFn and add a row to kModes.
+// One thread, non-blocking sockets, edge-triggered epoll. Every connection is a small state
+// machine (connect -> greeting -> LOGIN -> [SELECT] -> ready -> ...). The mode only decides which
+// command a ready connection sends next; the driver owns connecting, response parsing and checking,
+// timing, error accounting and reporting.
 //
-// Numbers are only meaningful when the server answered correctly, so every
-// protocol deviation is counted as an error by kind and makes the exit status 1.
+// Numbers are only meaningful when the server answered correctly, so every protocol deviation
+// (a NO or BAD where OK was expected, a line that does not parse, a FETCH without the data asked
+// for, an APPEND whose EXISTS never reached a client idling on the mailbox) is counted as an error
+// by kind and makes the exit status 1: a fast server that answers wrongly must not look good.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,10 +33,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -47,15 +52,14 @@ using u64 = uint64_t;
 using ull = unsigned long long;  // for printf
 
 constexpr i64 kSec = 1'000'000'000;
-constexpr i64 kPhaseTimeout = 60 * kSec;  // connect/login (and logout) must finish within this
 constexpr i64 kMaxOpening = 256;          // connections between connect() and greeting at once
 constexpr size_t kMaxLine = 1 << 20;      // a longer line means the server is broken
 constexpr uint32_t kNoConn = UINT32_MAX;  // error() without a connection
 
 const char kUsage[] = R"(Usage: ringmail-bench [options]
 
-Load generator for the ringmail IMAP server. Drives many non-blocking
-connections from one thread, logs them in and measures the server.
+Load generator for IMAP servers. Drives many non-blocking connections from one
+thread, logs them in, runs a workload and checks every answer.
 
 Connection:
   --host ADDR          IPv4 literal of the server (default 127.0.0.1); must be
@@ -63,42 +67,80 @@ Connection:
   --port N             server port (default 1143)
   --allow-remote       permit --host/--source-ips outside 127.0.0.0/8
   --source-ips A,B,..  bind connections round-robin to these local IPv4
-                       addresses (e.g. 127.0.0.1,127.0.0.2) when connects fail
-                       with EADDRNOTAVAIL because local ports ran out
-  --connections C      concurrent connections (default 10)
-  --users U            distinct users (default 1)
+                       addresses (e.g. 127.0.0.1,127.0.0.2) so that more than
+                       ~28,000 connections find local ports
+  --connections C      active client connections (default 10)
+  --users U            distinct users (default 1); connection i is user i % U
   --user-pattern PAT   user name; every %d becomes the user number 0..U-1
-                       (default 'bench%d'); connection i uses user i % U,
-                       login mode cycles through the users
+                       (default 'bench%d')
   --password PW        password of every user (default 'benchpass')
+  --users-file FILE    lines 'NAME PASSWORD' (or 'NAME': --password); replaces
+                       --users and --user-pattern
 
 Workload:
-  --mode MODE          noop   each connection keeps --pipeline NOOPs in
-                              flight; latency is send -> tagged OK
-                       login  each connection loops connect, greeting, LOGIN,
-                              LOGOUT; latency is that of LOGIN
-                       idle   log in all connections, print
-                              'connected=C logged_in=N' (stdout, flushed), then
-                              hold them for --hold-seconds or until the server
-                              has closed them all; counts server BYEs
+  --mode MODE          noop    NOOP, --pipeline in flight per connection
+                       login   connect, LOGIN, LOGOUT, again, cycling through
+                               the users; LOGIN is what is measured
+                       select  SELECT the mailbox, again and again
+                       fetch   SELECT once, then FETCH <random message>
+                               <--fetch ITEMS>
+                       append  APPEND a message (--corpus, or built-in mail of
+                               1-4 KB) to the mailbox
+                       search  SELECT once, then SEARCH, rotating over the
+                               --search keys
+                       mix     the weighted mix of a mail client's commands
+                               (see --mix), plus --watchers per user in IDLE
+                       load    APPEND --messages to every user's mailbox
+                               (pipelined LITERAL+), then stop; bounded by
+                               --max-seconds, not --duration
+                       idle    LOGIN, SELECT, IDLE on every connection; prints
+                               'connected=C logged_in=N idling=N' (stdout,
+                               flushed) once all idle, then holds them for
+                               --hold-seconds or until the server closed them
                        (default noop)
-  --pipeline D         commands in flight per connection (default 1)
+  --pipeline D         commands in flight per connection (default 1; load 16;
+                       mix always 1)
   --duration S         measured seconds after the warmup (default 10)
   --warmup S           seconds whose completions are not counted (default 1)
   --max-commands N     also stop after N measured commands (default 0 = off)
-  --hold-seconds S     idle mode: how long to hold the connections (default 10)
+  --rate R             commands/s all active connections together may start
+                       (default 0: as fast as the server answers)
+  --mailbox NAME       the mailbox used (default INBOX)
+  --corpus FILE        an mbox (mboxrd) file, e.g. from bench/corpus.py: the
+                       messages APPEND and load send, in order, cycling
+  --messages N         load: messages per user (default 100)
+  --max-seconds S      load: stop after S seconds (default 3600)
+  --search KEYS        search keys (repeatable); search and mix rotate through
+                       them (default: UNSEEN; TEXT "meeting"; FROM "a")
+  --fetch ITEMS        fetch mode's items (default BODY.PEEK[])
+  --mix SPEC           'op=weight,...' replaces the default mix, which is
+                       fetch_headers=20,fetch_body=15,fetch_flags=15,store=15,
+                       noop=11,search=9,append=6,expunge=6,status=2,logout=1
+  --watchers W         mix: connections per user idling in the mailbox besides
+                       the active ones (default 1); each APPEND's EXISTS must
+                       reach every watcher of its user within --push-timeout
+  --push-timeout S     seconds (default 10)
+  --hold-seconds S     idle: how long to hold the connections (default 10)
+  --notify             idle: --notify-after S (default 2) seconds after all
+                       idle, one extra connection per user APPENDs a message;
+                       reports the time until each watcher got its EXISTS
+  --notify-after S
+  --logged-in-only     idle: hold connections logged in, without SELECT/IDLE
+  --setup-timeout S    connecting, logging in and selecting all connections
+                       must finish within S seconds (default 60)
+  --seed N             random choices (default 1)
 
 Output:
-  --json               print one JSON object instead of the table (idle mode
-                       still prints its connected= line first)
+  --json               one JSON object instead of the table (idle mode still
+                       prints its connected= line first)
   --progress           progress line to stderr every second (default: only
                        when stderr is a terminal)
   --help               show this text
 
-noop and idle first connect and log in every connection; that must finish
-within 60 s. Latencies are in microseconds from a log-bucketed histogram
-(<= 1.6% error).
-Exit status: 0 ok; 1 if any error was counted (NO/BAD, malformed line,
+Latencies are in microseconds from a log-bucketed histogram (<= 1.6% error),
+from the command leaving this client to its tagged response.
+Exit status: 0 ok; 1 if any error was counted (an unexpected NO/BAD, a line
+that does not parse, data missing from a response, a missing EXISTS, an
 unexpected close, connect failure, timeout); 2 bad usage; 130 interrupted.
 )";
 
@@ -110,16 +152,72 @@ i64 now_ns() {
   return i64(ts.tv_sec) * kSec + ts.tv_nsec;
 }
 
+// ---------------------------------------------------------------- commands
+
+enum class Op : uint8_t {
+  Login,
+  Select,
+  Noop,
+  Status,
+  FetchFlags,
+  FetchHeaders,
+  FetchBody,
+  Fetch,
+  Store,
+  Append,
+  Expunge,
+  Search,
+  Logout,
+  Idle,      // IDLE sent -> the server's continuation
+  IdleDone,  // DONE sent -> IDLE's tagged OK
+  FetchNew,  // a watcher fetches what its EXISTS announced
+};
+constexpr size_t kOps = size_t(Op::FetchNew) + 1;
+constexpr const char* kOpName[kOps] = {"login",       "select",        "noop",       "status",
+                                       "fetch_flags", "fetch_headers", "fetch_body", "fetch",
+                                       "store",       "append",        "expunge",    "search",
+                                       "logout",      "idle",          "idle_done",  "fetch_new"};
+
+// The ops a mix may contain, and the default weights (documented in bench/README.md).
+constexpr std::pair<Op, unsigned> kDefaultMix[] = {
+    {Op::FetchHeaders, 20}, {Op::FetchBody, 15}, {Op::FetchFlags, 15}, {Op::Store, 15},
+    {Op::Noop, 11},         {Op::Search, 9},     {Op::Append, 6},      {Op::Expunge, 6},
+    {Op::Status, 2},        {Op::Logout, 1}};
+
+bool mix_op(Op op) {
+  return std::any_of(std::begin(kDefaultMix), std::end(kDefaultMix),
+                     [op](const auto& p) { return p.first == op; });
+}
+
+enum class Mode : uint8_t { Noop, Login, Select, Fetch, Append, Search, Mix, Load, Idle };
+struct ModeSpec {
+  std::string_view name;
+  Mode mode;
+  bool reconnect;  // no setup phase; connections are reopened after they close
+  bool select;     // SELECT the mailbox after LOGIN, before the connection is ready
+};
+constexpr ModeSpec kModes[] = {
+    {"noop", Mode::Noop, false, false},     {"login", Mode::Login, true, false},
+    {"select", Mode::Select, false, false}, {"fetch", Mode::Fetch, false, true},
+    {"append", Mode::Append, false, false}, {"search", Mode::Search, false, true},
+    {"mix", Mode::Mix, false, true},        {"load", Mode::Load, true, false},
+    {"idle", Mode::Idle, false, true},
+};
+
 // ---------------------------------------------------------------- options
 
 struct Options {
   std::string host = "127.0.0.1";
   in_addr host_addr{};
   int port = 1143;
-  u64 connections = 10, users = 1, pipeline = 1, max_commands = 0;
+  u64 connections = 10, users = 1, pipeline = 0, max_commands = 0, messages = 100, watchers = 1;
+  u64 seed = 1;
   std::string user_pattern = "bench%d", password = "benchpass", mode = "noop";
-  double duration = 10, warmup = 1, hold = 10;
-  bool json = false, progress = false, allow_remote = false;
+  std::string users_file, mailbox = "INBOX", corpus, fetch_items = "BODY.PEEK[]", mix;
+  std::vector<std::string> search;
+  double duration = 10, warmup = 1, hold = 10, rate = 0, push_timeout = 10, notify_after = 2;
+  double setup_timeout = 60, max_seconds = 3600;
+  bool json = false, progress = false, allow_remote = false, notify = false, logged_in_only = false;
   std::vector<in_addr> source_ips;
 };
 
@@ -148,6 +246,10 @@ bool parse_ipv4(const std::string& s, bool allow_remote, in_addr& out) {
   return why == nullptr;
 }
 
+bool has_crlf(const std::string& s) {
+  return s.find_first_of("\r\n") != std::string::npos;
+}
+
 // Returns the exit status to stop with, or -1 to go on.
 int parse_args(int argc, char** argv, Options& o) {
   auto bad = [](const std::string& what) {
@@ -167,9 +269,15 @@ int parse_args(int argc, char** argv, Options& o) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (arg == "--json" || arg == "--progress" || arg == "--allow-remote") {
+    bool* flag = arg == "--json"             ? &o.json
+                 : arg == "--progress"       ? &o.progress
+                 : arg == "--allow-remote"   ? &o.allow_remote
+                 : arg == "--notify"         ? &o.notify
+                 : arg == "--logged-in-only" ? &o.logged_in_only
+                                             : nullptr;
+    if (flag) {
       if (inline_val) return bad(arg + " takes no value");
-      (arg == "--json" ? o.json : arg == "--progress" ? o.progress : o.allow_remote) = true;
+      *flag = true;
       continue;
     }
     if (!inline_val) {
@@ -185,15 +293,17 @@ int parse_args(int argc, char** argv, Options& o) {
     else if (arg == "--connections")
       ok = parse_u64(val, 1, 1'000'000, o.connections);
     else if (arg == "--users")
-      ok = parse_u64(val, 1, 1'000'000'000, o.users);
+      ok = parse_u64(val, 1, 100'000'000, o.users);
     else if (arg == "--user-pattern")
       o.user_pattern = val;
     else if (arg == "--password")
       o.password = val;
+    else if (arg == "--users-file")
+      o.users_file = val;
     else if (arg == "--mode")
       o.mode = val;
     else if (arg == "--pipeline")
-      ok = parse_u64(val, 1, 1'000'000, o.pipeline);
+      ok = parse_u64(val, 1, 100'000, o.pipeline);
     else if (arg == "--duration")
       ok = parse_seconds(val, o.duration) && o.duration > 0;
     else if (arg == "--warmup")
@@ -204,6 +314,32 @@ int parse_args(int argc, char** argv, Options& o) {
       ok = parse_u64(val, 0, UINT64_MAX, o.max_commands);
     else if (arg == "--source-ips")
       sources = val;
+    else if (arg == "--rate")
+      ok = parse_seconds(val, o.rate);
+    else if (arg == "--mailbox")
+      o.mailbox = val;
+    else if (arg == "--corpus")
+      o.corpus = val;
+    else if (arg == "--messages")
+      ok = parse_u64(val, 1, 1'000'000'000, o.messages);
+    else if (arg == "--max-seconds")
+      ok = parse_seconds(val, o.max_seconds) && o.max_seconds > 0;
+    else if (arg == "--search")
+      o.search.push_back(val);
+    else if (arg == "--fetch")
+      o.fetch_items = val;
+    else if (arg == "--mix")
+      o.mix = val;
+    else if (arg == "--watchers")
+      ok = parse_u64(val, 0, 1000, o.watchers);
+    else if (arg == "--push-timeout")
+      ok = parse_seconds(val, o.push_timeout) && o.push_timeout > 0;
+    else if (arg == "--notify-after")
+      ok = parse_seconds(val, o.notify_after);
+    else if (arg == "--setup-timeout")
+      ok = parse_seconds(val, o.setup_timeout) && o.setup_timeout > 0;
+    else if (arg == "--seed")
+      ok = parse_u64(val, 0, UINT64_MAX, o.seed);
     else
       return bad("unknown option " + arg);
     if (!ok) return bad("bad value '" + val + "' for " + arg);
@@ -217,10 +353,12 @@ int parse_args(int argc, char** argv, Options& o) {
     o.source_ips.push_back(a);
     start = comma + 1;
   }
-  // A quoted string cannot carry CR or LF; refuse rather than send a broken command.
-  for (const std::string* s : {&o.user_pattern, &o.password})
-    if (s->find_first_of("\r\n") != std::string::npos)
-      return bad("user/password must not contain CR or LF");
+  if (o.search.empty()) o.search = {"UNSEEN", "TEXT \"meeting\"", "FROM \"a\""};
+  // A command line cannot carry CR or LF; refuse rather than send a broken command.
+  for (const std::string* s : {&o.user_pattern, &o.password, &o.mailbox, &o.fetch_items})
+    if (has_crlf(*s)) return bad("options must not contain CR or LF");
+  for (const std::string& s : o.search)
+    if (has_crlf(s)) return bad("--search must not contain CR or LF");
   return -1;
 }
 
@@ -290,80 +428,50 @@ enum Err : int {
   kBareLf,
   kUnparseable,
   kUnexpectedTag,
+  kUnexpectedContinuation,
   kLineTooLong,
   kClosedUnexpectedly,
   kClosedAfterBye,
   kIoError,
   kTimeout,
   kSetupTimeout,
+  kSelectWithoutExists,
+  kFetchWithoutData,
+  kSearchWithoutResult,
+  kStatusWithoutResult,
+  kEmptyMailbox,
+  kMissingExists,
   kErrCount
 };
-constexpr const char* kErrName[kErrCount] = {"connect_refused",    "connect_addr_not_avail",
-                                             "connect_failed",     "greeting_bad",
-                                             "greeting_bye",       "login_no",
-                                             "login_bad",          "command_no",
-                                             "command_bad",        "logout_failed",
-                                             "logout_without_bye", "bare_lf",
-                                             "unparseable_line",   "unexpected_tag",
-                                             "line_too_long",      "closed_unexpectedly",
-                                             "closed_after_bye",   "io_error",
-                                             "phase_timeout",      "setup_timeout"};
+constexpr const char* kErrName[kErrCount] = {"connect_refused",
+                                             "connect_addr_not_avail",
+                                             "connect_failed",
+                                             "greeting_bad",
+                                             "greeting_bye",
+                                             "login_no",
+                                             "login_bad",
+                                             "command_no",
+                                             "command_bad",
+                                             "logout_failed",
+                                             "logout_without_bye",
+                                             "bare_lf",
+                                             "unparseable_line",
+                                             "unexpected_tag",
+                                             "unexpected_continuation",
+                                             "line_too_long",
+                                             "closed_unexpectedly",
+                                             "closed_after_bye",
+                                             "io_error",
+                                             "phase_timeout",
+                                             "setup_timeout",
+                                             "select_without_exists",
+                                             "fetch_without_data",
+                                             "search_without_result",
+                                             "status_without_result",
+                                             "empty_mailbox",
+                                             "missing_exists"};
 
-// ---------------------------------------------------------------- connections and modes
-
-enum class St : uint8_t { Closed, Connecting, Greeting, LoggingIn, Ready, LoggingOut };
-enum class Kind : uint8_t { Login, Logout, Measured };
-
-struct Pending {
-  u64 tag;
-  i64 sent_ns;  // 0 until the command has been handed to the kernel
-  Kind kind;
-};
-
-struct Conn {
-  int fd = -1;
-  uint32_t gen = 0;  // bumped on close so stale epoll events are ignored
-  St st = St::Closed;
-  bool bye_seen = false, logout_ok = false;
-  bool in_continuation = false;  // the rest of a line that was interrupted by a literal
-  u64 literal_left = 0;          // literal payload bytes still to skip
-  u64 next_tag = 0;
-  i64 phase_ns = 0;  // when st last changed (stall detection)
-  std::string in, out;
-  size_t out_pos = 0;
-  std::deque<Pending> inflight;  // responses arrive in order, so a FIFO suffices
-};
-
-// What a logged-in connection sends next, or nothing to stay quiet for now.
-struct Next {
-  std::string_view text;
-  Kind kind;
-};
-using NextFn = std::optional<Next> (*)(const Conn&);
-
-std::optional<Next> next_noop(const Conn&) {
-  return Next{"NOOP", Kind::Measured};
-}
-// The measured operation of login mode is LOGIN itself; once it is done, leave.
-std::optional<Next> next_login(const Conn&) {
-  return Next{"LOGOUT", Kind::Logout};
-}
-std::optional<Next> next_idle(const Conn&) {
-  return std::nullopt;
-}
-
-struct ModeSpec {
-  std::string_view name;
-  NextFn next;
-  bool measure_login;  // LOGIN round trips are the measured samples
-  bool reconnect;      // no setup phase; reopen each connection after it closes
-  bool hold;           // idle: hold connections, a server BYE + close is expected
-};
-constexpr ModeSpec kModes[] = {
-    {"noop", next_noop, false, false, false},
-    {"login", next_login, true, true, false},
-    {"idle", next_idle, false, false, true},
-};
+// ---------------------------------------------------------------- text helpers
 
 std::string_view first_word(std::string_view s) {
   return s.substr(0, s.find(' '));
@@ -373,6 +481,13 @@ bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return (x | 0x20) == (y | 0x20);
          });
+}
+
+bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (iequals(hay.substr(i, needle.size()), needle)) return true;
+  return false;
 }
 
 // IMAP quoted string: only '"' and '\' need a backslash.
@@ -405,22 +520,219 @@ bool tag_matches(std::string_view tag, u64 want) {
   return ec == std::errc() && end == tag.data() + tag.size() && got == want;
 }
 
-// ---------------------------------------------------------------- the driver
+// "<number> <word>..." of an untagged response: returns the word and sets n.
+std::string_view numbered(std::string_view rest, u64& n) {
+  auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
+  if (ec != std::errc() || end == rest.data() || end == rest.data() + rest.size() || *end != ' ')
+    return {};
+  return first_word(rest.substr(size_t(end - rest.data()) + 1));
+}
+
+u64 splitmix(u64& s) {
+  u64 z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// ---------------------------------------------------------------- messages and users
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return close(fd), false;
+  out.resize(size_t(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = read(fd, out.data() + got, out.size() - got);
+    if (n <= 0) return close(fd), false;
+    got += size_t(n);
+  }
+  close(fd);
+  return true;
+}
+
+// Appends line (without its end) to a message, ended by CRLF whatever the file used.
+void append_crlf_line(std::string& msg, std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  msg.append(line).append("\r\n");
+}
+
+// An mboxrd file: "From " lines separate messages, ">From " (any number of '>') lost one '>'.
+std::vector<std::string> parse_mbox(std::string_view text) {
+  std::vector<std::string> out;
+  std::string* cur = nullptr;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    if (line.starts_with("From ")) {
+      cur = &out.emplace_back();
+      continue;
+    }
+    if (!cur) continue;
+    size_t gt = line.find_first_not_of('>');
+    if (gt > 0 && gt != std::string_view::npos && line.substr(gt).starts_with("From "))
+      line.remove_prefix(1);
+    append_crlf_line(*cur, line);
+  }
+  // The writer ends every message with one more line end than the message had.
+  for (std::string& m : out)
+    if (m.size() >= 4 && m.ends_with("\r\n\r\n")) m.resize(m.size() - 2);
+  std::erase_if(out, [](const std::string& m) { return m.empty(); });
+  return out;
+}
+
+// Built-in mail when no corpus is given: 64 deterministic messages of 1-4 KB.
+std::vector<std::string> builtin_messages(u64 seed) {
+  static constexpr const char* kWords[] = {
+      "meeting", "report",  "budget", "project", "schedule", "review",  "update", "draft",
+      "invoice", "quarter", "team",   "release", "customer", "support", "server", "please",
+      "thanks",  "monday",  "friday", "agenda",  "notes",    "design",  "test",   "deadline"};
+  constexpr size_t kNWords = std::size(kWords);
+  std::vector<std::string> out;
+  u64 s = seed * 7919 + 1;
+  for (int i = 0; i < 64; ++i) {
+    std::string m;
+    auto word = [&] { return kWords[splitmix(s) % kNWords]; };
+    m += "From: Sender " + std::to_string(i % 17) + " <sender" + std::to_string(i % 17) +
+         "@example.com>\r\n";
+    m += "To: bench <bench@example.org>\r\n";
+    m += std::string("Subject: ") + word() + " " + word() + " " + std::to_string(i) + "\r\n";
+    m += "Date: Mon, 2 Nov 2026 10:" + std::to_string(10 + i % 50) + ":00 +0000\r\n";
+    m +=
+        "Message-ID: <bench" + std::to_string(i) + "." + std::to_string(seed) + "@example.com>\r\n";
+    m += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+    size_t body = 1000 + splitmix(s) % 3000, line = 0;
+    while (body > 0) {
+      std::string w = word();
+      m += w;
+      line += w.size() + 1;
+      body -= std::min(body, w.size() + 1);
+      if (line > 70) {
+        m += "\r\n";
+        line = 0;
+      } else {
+        m += ' ';
+      }
+    }
+    m += "\r\n";
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+struct User {
+  std::string name, password;
+};
+
+std::vector<User> make_users(const Options& o, std::string& err) {
+  std::vector<User> users;
+  if (!o.users_file.empty()) {
+    std::string text;
+    if (!read_file(o.users_file, text)) return err = "cannot read " + o.users_file, users;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = std::min(text.find('\n', pos), text.size());
+      std::string_view line(text.data() + pos, nl - pos);
+      pos = nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty() || line[0] == '#') continue;
+      size_t sp = line.find(' ');
+      users.push_back({std::string(line.substr(0, sp)), sp == std::string_view::npos
+                                                            ? o.password
+                                                            : std::string(line.substr(sp + 1))});
+    }
+    if (users.empty()) err = "no users in " + o.users_file;
+    return users;
+  }
+  users.reserve(o.users);
+  for (u64 u = 0; u < o.users; ++u) {
+    std::string name;
+    std::string_view pat = o.user_pattern;
+    for (size_t i = 0; i < pat.size(); ++i) {
+      if (pat[i] == '%' && i + 1 < pat.size() && pat[i + 1] == 'd')
+        name += std::to_string(u), ++i;
+      else
+        name += pat[i];
+    }
+    users.push_back({std::move(name), o.password});
+  }
+  return users;
+}
+
+// ---------------------------------------------------------------- connections
+
+enum class St : uint8_t { Closed, Connecting, Greeting, LoggingIn, Selecting, Ready, LoggingOut };
+enum class Role : uint8_t {
+  Active,    // runs the workload
+  Watcher,   // sits in IDLE on the mailbox and must be told of every APPEND to it
+  Notifier,  // idle --notify: logs in once, APPENDs one message, logs out
+};
+enum class IdleSt : uint8_t { None, Sent, Idling, DoneSent };
+
+struct Pending {
+  u64 tag;
+  i64 sent_ns;      // 0 until the command has been handed to the kernel
+  uint32_t expect;  // untagged FETCH responses the answer must carry at least
+  Op op;
+  bool literal;  // the FETCH must carry a literal (a body section)
+};
+
+struct Conn {
+  int fd = -1;
+  uint32_t gen = 0;  // bumped on close so stale epoll events are ignored
+  uint32_t user = 0;
+  St st = St::Closed;
+  Role role = Role::Active;
+  IdleSt idle = IdleSt::None;
+  bool bye_seen = false, logout_ok = false;
+  bool in_continuation = false;  // the rest of a line that was interrupted by a literal
+  bool literal_plus = false;     // the server announced LITERAL+
+  bool rate_waiting = false, appended = false, expunge_next = false;
+  // What the untagged responses since the last tagged one carried.
+  bool resp_exists = false, resp_search = false, resp_status = false, resp_nil_body = false;
+  uint32_t resp_fetches = 0, resp_literals = 0;
+  u64 literal_left = 0;  // literal payload bytes still to skip
+  u64 next_tag = 0;
+  u64 exists = 0;      // the mailbox's size as this session sees it
+  u64 fetched_to = 0;  // watcher: messages it has fetched (or was shown at SELECT)
+  u64 rng = 0, search_next = 0;
+  i64 phase_ns = 0;    // when st last changed (stall detection)
+  i64 push_since = 0;  // watcher: when an APPEND it must hear of was sent (0: none)
+  const std::string* cont_payload = nullptr;  // a synchronizing literal waiting for "+"
+  std::string in, out;
+  size_t out_pos = 0;
+  std::deque<Pending> inflight;  // responses arrive in order, so a FIFO suffices
+};
+
+struct OpStats {
+  Histogram hist;
+  u64 errors = 0;
+};
 
 struct Stats {
-  u64 greeted = 0, logins = 0, bye_received = 0;
+  u64 greeted = 0, logins = 0, bye_received = 0, expunge_issued = 0, appended_ok = 0;
   u64 bytes_sent = 0, bytes_received = 0;
   i64 first_bye_ns = 0, last_bye_ns = 0;
+  u64 push_expected = 0, push_seen = 0, push_missing = 0;
+  i64 first_notify_ns = 0, last_push_ns = 0;
   std::array<u64, kErrCount> errors{};
   u64 error_total() const { return std::accumulate(errors.begin(), errors.end(), u64(0)); }
 };
 
+// ---------------------------------------------------------------- the driver
+
 class Bench {
  public:
-  Bench(const Options& o, const ModeSpec& m) : opt_(o), mode_(m), conns_(o.connections) {}
+  Bench(const Options& o, const ModeSpec& m, std::vector<User> users,
+        std::vector<std::string> messages);
   int run();
 
  private:
+  bool is(Mode m) const { return mode_.mode == m; }
   // lifecycle
   void start_pending_connects();
   void start_connect(uint32_t idx);
@@ -434,42 +746,107 @@ class Bench {
   void on_readable(uint32_t idx, uint32_t events);
   void on_eof(uint32_t idx);
   void flush(uint32_t idx);
-  void send_cmd(Conn& c, std::string_view text, Kind kind);
+  Pending& send_cmd(Conn& c, std::string_view text, Op op);
   void pump(uint32_t idx);
+  bool rate_allows(uint32_t idx);
+  bool send_next(uint32_t idx);
+  void send_mix(uint32_t idx);
+  void send_append(uint32_t idx);
+  void send_fetch(Conn& c, Op op, u64 lo, u64 hi, std::string_view items, bool literal);
+  void send_idle(Conn& c);
+  u64 random_message(Conn& c) { return 1 + splitmix(c.rng) % c.exists; }
   // protocol
   bool consume_input(uint32_t idx, i64 now);
   void handle_line(uint32_t idx, std::string_view line, i64 now);
+  void handle_continuation(uint32_t idx, std::string_view line, i64 now);
   void handle_untagged(uint32_t idx, std::string_view rest, i64 now);
+  void on_exists(uint32_t idx, u64 n, i64 now);
   void handle_tagged(uint32_t idx, const Pending& p, std::string_view resp, i64 now);
+  bool check_answer(uint32_t idx, const Pending& p);
+  void after_login(uint32_t idx);
   void send_login(uint32_t idx);
-  void count_completion(i64 now, i64 latency);
+  void record(Op op, i64 now, i64 latency);
   void error(uint32_t idx, Err e, std::string_view detail);
   void fail(uint32_t idx, Err e, std::string_view detail) {
     error(idx, e, detail), close_conn(idx);
   }
+  void expire_pushes(i64 now);
   // phases and output
   bool setup();
+  bool setup_done() const;
   void measure();
   void hold();
+  void drain_pushes();
   void tick(i64 now);
   void report() const;
   void report_json() const;
+  u64 measured() const { return total_.total(); }
 
   const Options& opt_;
   const ModeSpec& mode_;
+  std::vector<User> users_;
+  std::vector<std::string> messages_;
+  std::vector<std::pair<Op, unsigned>> mix_;  // cumulative weights
+  unsigned mix_total_ = 0;
+  bool fetch_literal_ = false;
+  u64 pipeline_ = 1;
   std::vector<Conn> conns_;
-  std::deque<uint32_t> queue_;  // connections waiting to be (re)opened
+  std::vector<std::vector<uint32_t>> watchers_;  // per user
+  std::vector<uint32_t> watcher_list_, notifiers_;
+  std::vector<u64> remaining_;  // load: messages still to send, per user
+  u64 load_cursor_ = 0, next_message_ = 0;
+  std::deque<uint32_t> queue_;      // connections waiting to be (re)opened
+  std::deque<uint32_t> rate_wait_;  // connections waiting for --rate
   int ep_ = -1;
-  i64 n_open_ = 0, n_opening_ = 0, n_ready_ = 0;
+  i64 n_open_ = 0, n_opening_ = 0, n_ready_ = 0, n_idling_ = 0, n_watchers_open_ = 0;
   u64 next_source_ = 0, next_user_ = 0;
-  bool running_ = false, stopping_ = false;
+  bool running_ = false, stopping_ = false, notified_ = false;
   Stats stats_;
-  Histogram hist_;
+  std::vector<OpStats> ops_ = std::vector<OpStats>(kOps);
+  Histogram total_, push_hist_;
   u64 completed_ = 0, progress_mark_ = 0;
   i64 start_ns_ = 0, setup_ns_ = 0, warm_end_ = 0, end_ = 0, stop_ns_ = 0, held_ns_ = 0;
-  i64 next_tick_ = 0;
+  i64 next_tick_ = 0, next_send_ns_ = 0, send_interval_ns_ = 0, phase_timeout_ = 60 * kSec;
   bool progress_ = false, setup_ok_ = true;
 };
+
+Bench::Bench(const Options& o, const ModeSpec& m, std::vector<User> users,
+             std::vector<std::string> messages)
+    : opt_(o), mode_(m), users_(std::move(users)), messages_(std::move(messages)) {
+  u64 nusers = users_.size();
+  pipeline_ = is(Mode::Mix) ? 1 : opt_.pipeline ? opt_.pipeline : is(Mode::Load) ? 16 : 1;
+  bool watchers = is(Mode::Mix) || (is(Mode::Idle) && !opt_.logged_in_only);
+  u64 nwatch = is(Mode::Mix) ? opt_.watchers * nusers : 0;
+  u64 nnotify = is(Mode::Idle) && opt_.notify && watchers ? nusers : 0;
+  conns_.resize(opt_.connections + nwatch + nnotify);
+  watchers_.resize(watchers ? nusers : 0);
+  for (uint32_t i = 0; i < conns_.size(); ++i) {
+    Conn& c = conns_[i];
+    c.rng = opt_.seed * 0x100000001b3ULL + i;
+    c.search_next = i;
+    if (i < opt_.connections) {
+      c.user = uint32_t(i % nusers);
+      c.role = is(Mode::Idle) && watchers ? Role::Watcher : Role::Active;
+    } else if (i < opt_.connections + nwatch) {
+      c.user = uint32_t((i - opt_.connections) % nusers);
+      c.role = Role::Watcher;
+    } else {
+      c.user = uint32_t(i - opt_.connections - nwatch);
+      c.role = Role::Notifier;
+      notifiers_.push_back(i);
+      continue;  // opened when it is time to notify
+    }
+    if (c.role == Role::Watcher) watchers_[c.user].push_back(i), watcher_list_.push_back(i);
+    queue_.push_back(i);
+  }
+  if (is(Mode::Load)) remaining_.assign(nusers, opt_.messages);
+  std::string_view items = opt_.fetch_items;
+  fetch_literal_ = items.find('[') != std::string_view::npos || icontains(items, "RFC822 ") ||
+                   icontains(items, "RFC822)") || iequals(items, "RFC822") ||
+                   icontains(items, "RFC822.HEADER") || icontains(items, "RFC822.TEXT");
+  if (opt_.rate > 0) send_interval_ns_ = std::max<i64>(1, i64(double(kSec) / opt_.rate));
+  phase_timeout_ = std::max<i64>(60 * kSec, i64(opt_.setup_timeout * kSec));
+}
 
 void Bench::error(uint32_t idx, Err e, std::string_view detail) {
   // The first occurrence of each kind is shown so a failing run can be diagnosed.
@@ -503,9 +880,20 @@ void Bench::start_pending_connects() {
 
 void Bench::start_connect(uint32_t idx) {
   Conn& c = conns_[idx];
-  uint32_t gen = c.gen;
-  c = Conn{};  // fresh session state; the generation must survive
-  c.gen = gen;
+  if (is(Mode::Login)) {
+    c.user = uint32_t(next_user_++ % users_.size());
+  } else if (is(Mode::Load)) {
+    // The next user with messages still to send; none left: this connection is done.
+    u64 n = users_.size(), k = 0;
+    while (k < n && remaining_[(load_cursor_ + k) % n] == 0) ++k;
+    if (k == n) return;
+    c.user = uint32_t((load_cursor_ + k) % n);
+    load_cursor_ = (load_cursor_ + k + 1) % n;
+  }
+  Conn fresh;  // fresh session state; identity and the random stream survive
+  fresh.gen = c.gen, fresh.user = c.user, fresh.role = c.role, fresh.rng = c.rng;
+  fresh.search_next = c.search_next, fresh.appended = c.appended;
+  c = std::move(fresh);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return connect_failed(idx, errno);
   int one = 1;
@@ -533,6 +921,7 @@ void Bench::start_connect(uint32_t idx) {
   }
   c.fd = fd;
   ++n_open_;
+  if (c.role == Role::Watcher) ++n_watchers_open_;
   set_state(c, r == 0 ? St::Greeting : St::Connecting);
 }
 
@@ -554,9 +943,14 @@ void Bench::close_conn(uint32_t idx) {
   close(c.fd);
   c.fd = -1;
   ++c.gen;
+  if (c.idle == IdleSt::Idling) --n_idling_;
+  c.idle = IdleSt::None;
+  if (c.role == Role::Watcher) --n_watchers_open_;
   set_state(c, St::Closed);
   --n_open_;
-  if (mode_.reconnect && running_ && !stopping_) queue_.push_back(idx);
+  // login and load reopen every connection; the mix reopens after its own LOGOUT.
+  bool again = mode_.reconnect || (is(Mode::Mix) && c.logout_ok && c.role == Role::Active);
+  if (again && running_ && !stopping_) queue_.push_back(idx);
 }
 
 void Bench::close_all() {
@@ -567,17 +961,28 @@ void Bench::close_all() {
 
 void Bench::poll_once(i64 deadline) {
   start_pending_connects();  // before waiting: they are what produces the events
-  i64 wait = std::min(deadline, next_tick_) - now_ns();
-  int ms = wait <= 0 ? 0 : int(std::min<i64>((wait + 999'999) / 1'000'000, 1000));
+  i64 until = std::min(deadline, next_tick_);
+  if (!rate_wait_.empty()) until = std::min(until, next_send_ns_);
+  i64 wait = std::max<i64>(0, until - now_ns());
+  timespec ts{time_t(wait / kSec), long(wait % kSec)};
   epoll_event evs[512];
-  int n = epoll_wait(ep_, evs, 512, ms);
+  int n = epoll_pwait2(ep_, evs, 512, &ts, nullptr);
   for (int i = 0; i < n; ++i) {
     uint32_t idx = uint32_t(evs[i].data.u64);
     // An event can outlive its socket within one batch; the generation tells.
     if (conns_[idx].fd >= 0 && conns_[idx].gen == uint32_t(evs[i].data.u64 >> 32))
       on_event(idx, evs[i].events);
   }
-  if (i64 now = now_ns(); now >= next_tick_) tick(now);
+  i64 now = now_ns();
+  // Connections that waited for --rate, in the order they started waiting.
+  while (!rate_wait_.empty() && now >= next_send_ns_) {
+    uint32_t idx = rate_wait_.front();
+    rate_wait_.pop_front();
+    conns_[idx].rate_waiting = false;
+    pump(idx);
+    flush(idx);
+  }
+  if (now >= next_tick_) tick(now);
 }
 
 void Bench::on_event(uint32_t idx, uint32_t events) {
@@ -619,22 +1024,22 @@ void Bench::on_readable(uint32_t idx, uint32_t events) {
 void Bench::on_eof(uint32_t idx) {
   const Conn& c = conns_[idx];
   // Idle mode waits for the server's shutdown BYE, but only logged-in connections should get one.
-  bool expected =
-      (c.st == St::LoggingOut && c.logout_ok) || (mode_.hold && c.bye_seen && c.st == St::Ready);
+  bool expected = (c.st == St::LoggingOut && c.logout_ok) ||
+                  (is(Mode::Idle) && c.bye_seen && c.st == St::Ready);
   if (!expected) {
-    static const char* const kState[] = {"closed", "connecting", "greeting",
-                                         "login",  "ready",      "logout"};
+    static const char* const kState[] = {"closed", "connecting", "greeting", "login",
+                                         "select", "ready",      "logout"};
     error(idx, c.bye_seen ? kClosedAfterBye : kClosedUnexpectedly,
           std::string("server closed the connection in state ") + kState[int(c.st)]);
   }
   close_conn(idx);
 }
 
-void Bench::send_cmd(Conn& c, std::string_view text, Kind kind) {
+Pending& Bench::send_cmd(Conn& c, std::string_view text, Op op) {
   char num[24];
   char* end = std::to_chars(num, num + sizeof num, ++c.next_tag).ptr;
   c.out.append("a").append(num, end).append(" ").append(text).append("\r\n");
-  c.inflight.push_back({c.next_tag, 0, kind});
+  return c.inflight.emplace_back(Pending{c.next_tag, 0, 0, op, false});
 }
 
 void Bench::flush(uint32_t idx) {
@@ -662,15 +1067,184 @@ void Bench::flush(uint32_t idx) {
   c.out_pos = 0;
 }
 
+// ---------------------------------------------------------------- what to send next
+
 void Bench::pump(uint32_t idx) {
   Conn& c = conns_[idx];
-  while (running_ && !stopping_ && c.st == St::Ready && c.inflight.size() < opt_.pipeline) {
-    std::optional<Next> next = mode_.next(c);
-    if (!next) break;
-    send_cmd(c, next->text, next->kind);
-    if (next->kind == Kind::Logout) set_state(c, St::LoggingOut);
+  if (c.fd < 0 || c.st != St::Ready) return;
+  switch (c.role) {
+    case Role::Watcher:
+      if (!c.inflight.empty() || c.idle != IdleSt::None || stopping_) return;
+      if (is(Mode::Mix) && running_ && c.exists > c.fetched_to) {
+        // What the EXISTS announced, as a client shows a new message in its list.
+        u64 lo = c.fetched_to + 1;
+        c.fetched_to = c.exists;
+        return send_fetch(c, Op::FetchNew, lo, c.exists, "(UID FLAGS ENVELOPE)", false);
+      }
+      return send_idle(c);
+    case Role::Notifier:
+      if (!running_ || stopping_ || !c.inflight.empty()) return;
+      if (!c.appended) return c.appended = true, send_append(idx);
+      send_cmd(c, "LOGOUT", Op::Logout);
+      return set_state(c, St::LoggingOut);
+    case Role::Active:
+      while (running_ && !stopping_ && c.fd >= 0 && c.st == St::Ready &&
+             c.inflight.size() < pipeline_ && !c.cont_payload && rate_allows(idx))
+        if (!send_next(idx)) break;
+      return;
   }
 }
+
+// --rate: one command may start every 1/R seconds, over all active connections.
+bool Bench::rate_allows(uint32_t idx) {
+  if (send_interval_ns_ == 0) return true;
+  Conn& c = conns_[idx];
+  i64 now = now_ns();
+  if (now < next_send_ns_) {
+    if (!c.rate_waiting) c.rate_waiting = true, rate_wait_.push_back(idx);
+    return false;
+  }
+  next_send_ns_ = std::max(next_send_ns_, now - kSec / 100) + send_interval_ns_;
+  return true;
+}
+
+bool Bench::send_next(uint32_t idx) {
+  Conn& c = conns_[idx];
+  switch (mode_.mode) {
+    case Mode::Noop: send_cmd(c, "NOOP", Op::Noop); return true;
+    case Mode::Login:  // the measured operation is LOGIN itself; once it is done, leave
+      send_cmd(c, "LOGOUT", Op::Logout);
+      set_state(c, St::LoggingOut);
+      return true;
+    case Mode::Select: {
+      std::string cmd = "SELECT ";
+      append_quoted(cmd, opt_.mailbox);
+      send_cmd(c, cmd, Op::Select);
+      set_state(c, St::Selecting);
+      return true;
+    }
+    case Mode::Fetch: {
+      u64 n = random_message(c);
+      send_fetch(c, Op::Fetch, n, n, opt_.fetch_items, fetch_literal_);
+      return true;
+    }
+    case Mode::Append: send_append(idx); return true;
+    case Mode::Search:
+      send_cmd(c, "SEARCH " + opt_.search[c.search_next++ % opt_.search.size()], Op::Search);
+      return true;
+    case Mode::Mix: send_mix(idx); return true;
+    case Mode::Load:
+      if (remaining_[c.user] > 0) return send_append(idx), true;
+      if (!c.inflight.empty()) return false;  // wait for the last answers
+      send_cmd(c, "LOGOUT", Op::Logout);      // this user is done; the slot takes the next
+      set_state(c, St::LoggingOut);
+      return true;
+    case Mode::Idle: return false;
+  }
+  return false;
+}
+
+void Bench::send_mix(uint32_t idx) {
+  Conn& c = conns_[idx];
+  if (c.expunge_next) {
+    c.expunge_next = false;
+    send_cmd(c, "EXPUNGE", Op::Expunge);
+    return;
+  }
+  unsigned r = unsigned(splitmix(c.rng) % mix_total_);
+  Op op = std::upper_bound(mix_.begin(), mix_.end(), r, [](unsigned v, const auto& p) {
+            return v < p.second;
+          })->first;
+  bool empty = c.exists == 0;
+  if (empty && (op == Op::FetchFlags || op == Op::FetchHeaders || op == Op::FetchBody ||
+                op == Op::Store || op == Op::Expunge))
+    op = Op::Noop;
+  switch (op) {
+    case Op::Noop: send_cmd(c, "NOOP", op); return;
+    case Op::Status: {
+      std::string cmd = "STATUS ";
+      append_quoted(cmd, opt_.mailbox);
+      send_cmd(c, cmd + " (MESSAGES UNSEEN UIDNEXT)", op);
+      return;
+    }
+    case Op::FetchFlags:  // a client's resync of the newest 50
+      return send_fetch(c, op, c.exists > 50 ? c.exists - 49 : 1, c.exists, "(UID FLAGS)", false);
+    case Op::FetchHeaders: {  // a screenful of the message list
+      u64 lo = random_message(c), hi = std::min(c.exists, lo + 19);
+      return send_fetch(c, op, lo, hi, "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)", false);
+    }
+    case Op::FetchBody: {
+      u64 n = random_message(c);
+      return send_fetch(c, op, n, n, "BODY.PEEK[]", true);
+    }
+    case Op::Store:
+    case Op::Expunge: {
+      bool del = op == Op::Expunge;
+      std::string cmd = "STORE " + std::to_string(random_message(c));
+      cmd += del                   ? " +FLAGS.SILENT (\\Deleted)"
+             : splitmix(c.rng) & 1 ? " +FLAGS (\\Seen)"
+                                   : " -FLAGS (\\Seen)";
+      send_cmd(c, cmd, Op::Store);
+      c.expunge_next = del;  // the EXPUNGE follows once the flag is set
+      return;
+    }
+    case Op::Append: return send_append(idx);
+    case Op::Search:
+      send_cmd(c, "SEARCH " + opt_.search[c.search_next++ % opt_.search.size()], op);
+      return;
+    case Op::Logout: send_cmd(c, "LOGOUT", op); return set_state(c, St::LoggingOut);
+    default: send_cmd(c, "NOOP", Op::Noop); return;
+  }
+}
+
+void Bench::send_fetch(Conn& c, Op op, u64 lo, u64 hi, std::string_view items, bool literal) {
+  std::string cmd = "FETCH " + std::to_string(lo);
+  if (hi != lo) cmd += ":" + std::to_string(hi);
+  cmd.append(" ").append(items);
+  Pending& p = send_cmd(c, cmd, op);
+  p.expect = uint32_t(hi - lo + 1);
+  p.literal = literal;
+}
+
+void Bench::send_idle(Conn& c) {
+  send_cmd(c, "IDLE", Op::Idle);
+  c.idle = IdleSt::Sent;
+}
+
+void Bench::send_append(uint32_t idx) {
+  Conn& c = conns_[idx];
+  u64 k;
+  if (is(Mode::Load)) {  // each user gets the corpus from its own offset, in order
+    u64 sent = opt_.messages - remaining_[c.user]--;
+    k = (u64(c.user) * opt_.messages + sent) % messages_.size();
+  } else {
+    k = next_message_++ % messages_.size();
+  }
+  const std::string& msg = messages_[k];
+  std::string cmd = "APPEND ";
+  append_quoted(cmd, opt_.mailbox);
+  cmd += " {" + std::to_string(msg.size()) + (c.literal_plus ? "+}" : "}");
+  if (c.literal_plus) {
+    cmd.append("\r\n").append(msg);
+    send_cmd(c, cmd, Op::Append);
+  } else {
+    send_cmd(c, cmd, Op::Append);
+    c.cont_payload = &msg;  // sent when the server's "+" arrives
+  }
+  // Every watcher of this user idling now must hear of the new message.
+  if (watchers_.empty()) return;
+  i64 now = now_ns();
+  if (stats_.first_notify_ns == 0) stats_.first_notify_ns = now;
+  for (uint32_t w : watchers_[c.user]) {
+    Conn& wc = conns_[w];
+    if (wc.fd >= 0 && wc.idle == IdleSt::Idling && wc.push_since == 0) {
+      wc.push_since = now;
+      ++stats_.push_expected;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- responses
 
 // Splits buffered input into lines and hands them on; skips literal payloads.
 // Returns false once the connection has been closed.
@@ -699,7 +1273,10 @@ bool Bench::consume_input(uint32_t idx, i64 now) {
       error(idx, kBareLf, line);
     bool continuation = c.in_continuation;
     c.in_continuation = literal_suffix(line, c.literal_left);
-    if (!c.in_continuation) c.literal_left = 0;
+    if (c.in_continuation)
+      ++c.resp_literals;
+    else
+      c.literal_left = 0;
     if (!continuation) {
       handle_line(idx, line, now);
       if (c.fd < 0) return false;
@@ -711,15 +1288,29 @@ bool Bench::consume_input(uint32_t idx, i64 now) {
 
 void Bench::handle_line(uint32_t idx, std::string_view line, i64 now) {
   if (line.starts_with("* ")) return handle_untagged(idx, line.substr(2), now);
+  if (line.starts_with("+")) return handle_continuation(idx, line, now);
   Conn& c = conns_[idx];
   size_t sp = line.find(' ');
-  if (line.starts_with("+") || sp == std::string_view::npos || sp == 0)
-    return fail(idx, kUnparseable, line);
+  if (sp == std::string_view::npos || sp == 0) return fail(idx, kUnparseable, line);
   if (c.inflight.empty() || !tag_matches(line.substr(0, sp), c.inflight.front().tag))
     return fail(idx, kUnexpectedTag, line);
   Pending p = c.inflight.front();
   c.inflight.pop_front();
   handle_tagged(idx, p, line.substr(sp + 1), now);
+}
+
+void Bench::handle_continuation(uint32_t idx, std::string_view line, i64 now) {
+  Conn& c = conns_[idx];
+  if (c.inflight.empty()) return fail(idx, kUnexpectedContinuation, line);
+  if (c.cont_payload) {  // a synchronizing literal may follow now
+    c.out.append(*c.cont_payload).append("\r\n");
+    c.cont_payload = nullptr;
+    return;
+  }
+  if (c.idle != IdleSt::Sent) return fail(idx, kUnexpectedContinuation, line);
+  c.idle = IdleSt::Idling;
+  ++n_idling_;
+  record(Op::Idle, now, now - c.inflight.front().sent_ns);
 }
 
 void Bench::handle_untagged(uint32_t idx, std::string_view rest, i64 now) {
@@ -729,6 +1320,7 @@ void Bench::handle_untagged(uint32_t idx, std::string_view rest, i64 now) {
     if (!iequals(word, "OK"))
       return fail(idx, iequals(word, "BYE") ? kGreetingBye : kGreetingBad, rest);
     ++stats_.greeted;
+    c.literal_plus = icontains(rest, " LITERAL+");
     return send_login(idx);
   }
   if (iequals(word, "BYE")) {
@@ -737,8 +1329,83 @@ void Bench::handle_untagged(uint32_t idx, std::string_view rest, i64 now) {
       if (stats_.bye_received++ == 0) stats_.first_bye_ns = now;
       stats_.last_bye_ns = now;
     }
+    return;
   }
-  // Other untagged data (CAPABILITY, EXISTS, ...) is not needed by these modes.
+  if (iequals(word, "CAPABILITY") || (iequals(word, "OK") && icontains(rest, "[CAPABILITY ")))
+    c.literal_plus = icontains(rest, " LITERAL+");
+  else if (iequals(word, "SEARCH") || iequals(word, "ESEARCH"))
+    c.resp_search = true;
+  else if (iequals(word, "STATUS"))
+    c.resp_status = true;
+  u64 n = 0;
+  std::string_view what = numbered(rest, n);
+  if (iequals(what, "EXISTS")) return on_exists(idx, n, now);
+  if (iequals(what, "EXPUNGE")) {
+    if (c.exists > 0) --c.exists;
+    c.fetched_to = std::min(c.fetched_to, c.exists);
+  } else if (iequals(what, "FETCH")) {
+    ++c.resp_fetches;
+    // A body section as NIL: how some servers (Dovecot) answer for a message another session
+    // expunged (RFC 2180 section 4.1.3).
+    if (icontains(rest, "] NIL")) c.resp_nil_body = true;
+  }
+}
+
+void Bench::on_exists(uint32_t idx, u64 n, i64 now) {
+  Conn& c = conns_[idx];
+  bool grew = n > c.exists;
+  c.exists = n;
+  c.resp_exists = true;
+  if (c.role != Role::Watcher || !grew) return;
+  if (c.push_since != 0) {
+    if (running_) push_hist_.record(u64(std::max<i64>(0, now - c.push_since)));
+    ++stats_.push_seen;
+    stats_.last_push_ns = now;
+    c.push_since = 0;
+  }
+  if (is(Mode::Mix) && c.idle == IdleSt::Idling) {  // leave IDLE to fetch what arrived
+    c.out.append("DONE\r\n");
+    c.idle = IdleSt::DoneSent;
+    --n_idling_;
+    c.inflight.front().op = Op::IdleDone;
+    c.inflight.front().sent_ns = 0;  // stamped when DONE leaves
+  }
+}
+
+// Does an OK answer carry what the command asked for?
+bool Bench::check_answer(uint32_t idx, const Pending& p) {
+  Conn& c = conns_[idx];
+  switch (p.op) {
+    case Op::Select:
+      if (!c.resp_exists)
+        return error(idx, kSelectWithoutExists, "SELECT OK without EXISTS"), false;
+      return true;
+    case Op::Fetch:
+    case Op::FetchBody:
+    case Op::FetchFlags:
+    case Op::FetchHeaders:
+    case Op::FetchNew:
+      if (p.literal && c.resp_literals == 0 && c.resp_nil_body && c.resp_fetches >= p.expect) {
+        ++stats_.expunge_issued;  // expunged by another client: allowed, not an error
+        return true;
+      }
+      if (c.resp_fetches < p.expect || (p.literal && c.resp_literals == 0)) {
+        std::string d = "FETCH OK with " + std::to_string(c.resp_fetches) + " of " +
+                        std::to_string(p.expect) + " messages" +
+                        (p.literal && c.resp_literals == 0 ? " and no literal" : "");
+        return error(idx, kFetchWithoutData, d), false;
+      }
+      return true;
+    case Op::Search:
+      if (!c.resp_search)
+        return error(idx, kSearchWithoutResult, "SEARCH OK without SEARCH"), false;
+      return true;
+    case Op::Status:
+      if (!c.resp_status)
+        return error(idx, kStatusWithoutResult, "STATUS OK without STATUS"), false;
+      return true;
+    default: return true;
+  }
 }
 
 // resp is the tagged response after the tag: "OK ...", "NO ..." or "BAD ...".
@@ -746,93 +1413,155 @@ void Bench::handle_tagged(uint32_t idx, const Pending& p, std::string_view resp,
   Conn& c = conns_[idx];
   std::string_view status = first_word(resp);
   bool ok = iequals(status, "OK"), no = iequals(status, "NO");
+  bool answered_ok = ok && check_answer(idx, p);
+  c.resp_exists = c.resp_search = c.resp_status = c.resp_nil_body = false;
+  c.resp_fetches = c.resp_literals = 0;
   if (!ok && !no && !iequals(status, "BAD")) return fail(idx, kUnparseable, resp);
-  switch (p.kind) {
-    case Kind::Login:
-      if (!ok) return fail(idx, no ? kLoginNo : kLoginBad, resp);
+  if (ok && !answered_ok) ++ops_[size_t(p.op)].errors;
+  if (!ok) {
+    bool issued = no && icontains(resp, "[EXPUNGEISSUED]");
+    if (issued) {
+      ++stats_.expunge_issued;  // another session expunged it: allowed, not an error
+    } else {
+      ++ops_[size_t(p.op)].errors;
+      Err e = p.op == Op::Login    ? (no ? kLoginNo : kLoginBad)
+              : p.op == Op::Logout ? kLogoutBad
+              : no                 ? kCommandNo
+                                   : kCommandBad;
+      error(idx, e, std::string(kOpName[size_t(p.op)]) + ": " + std::string(resp));
+    }
+    // Without a session or a mailbox there is nothing this connection can go on with.
+    if (p.op == Op::Login || p.op == Op::Logout || (p.op == Op::Select && c.st == St::Selecting))
+      return close_conn(idx);
+    if (p.op == Op::Store) c.expunge_next = false;
+    if (p.op == Op::IdleDone || p.op == Op::Idle) c.idle = IdleSt::None;
+    if (p.op == Op::Append && c.role == Role::Notifier) c.appended = true;
+    return;
+  }
+  switch (p.op) {
+    case Op::Login:
       ++stats_.logins;
-      set_state(c, St::Ready);
-      if (mode_.measure_login) count_completion(now, now - p.sent_ns);
-      return;
-    case Kind::Logout:
-      if (!ok) return fail(idx, kLogoutBad, resp);
+      record(p.op, now, now - p.sent_ns);
+      return after_login(idx);
+    case Op::Logout:
       c.logout_ok = true;  // now the server closes the connection
       if (!c.bye_seen) error(idx, kLogoutNoBye, "tagged OK to LOGOUT without * BYE");
+      if (is(Mode::Mix)) record(p.op, now, now - p.sent_ns);
       return;
-    case Kind::Measured:
-      if (ok)
-        count_completion(now, now - p.sent_ns);
-      else
-        error(idx, no ? kCommandNo : kCommandBad, resp);
+    case Op::Select:
+      record(p.op, now, now - p.sent_ns);
+      c.fetched_to = c.exists;
+      if (c.st == St::Selecting) set_state(c, St::Ready);
+      if (is(Mode::Fetch) && c.exists == 0)
+        return fail(idx, kEmptyMailbox, "fetch mode needs messages in the mailbox");
       return;
+    case Op::IdleDone:
+      c.idle = IdleSt::None;
+      record(p.op, now, now - p.sent_ns);
+      return;
+    case Op::Append:
+      ++stats_.appended_ok;
+      record(p.op, now, now - p.sent_ns);
+      return;
+    default: record(p.op, now, now - p.sent_ns); return;
   }
+}
+
+void Bench::after_login(uint32_t idx) {
+  Conn& c = conns_[idx];
+  bool select = mode_.select && c.role != Role::Notifier && !opt_.logged_in_only;
+  if (!select) return set_state(c, St::Ready);
+  std::string cmd = "SELECT ";
+  append_quoted(cmd, opt_.mailbox);
+  send_cmd(c, cmd, Op::Select);
+  set_state(c, St::Selecting);
 }
 
 void Bench::send_login(uint32_t idx) {
   Conn& c = conns_[idx];
-  u64 user = (mode_.reconnect ? next_user_++ : idx) % opt_.users;
-  std::string name;
-  std::string_view pat = opt_.user_pattern;
-  for (size_t i = 0; i < pat.size(); ++i) {
-    if (pat[i] == '%' && i + 1 < pat.size() && pat[i + 1] == 'd')
-      name += std::to_string(user), ++i;
-    else
-      name += pat[i];
-  }
+  const User& u = users_[c.user];
   std::string cmd = "LOGIN ";
-  append_quoted(cmd, name);
-  append_quoted(cmd += ' ', opt_.password);
+  append_quoted(cmd, u.name);
+  append_quoted(cmd += ' ', u.password);
   set_state(c, St::LoggingIn);
-  send_cmd(c, cmd, Kind::Login);
+  send_cmd(c, cmd, Op::Login);
 }
 
-void Bench::count_completion(i64 now, i64 latency) {
+void Bench::record(Op op, i64 now, i64 latency) {
   ++completed_;
   if (!running_ || stopping_ || now < warm_end_ || now >= end_) return;
-  hist_.record(u64(std::max<i64>(latency, 0)));
-  if (hist_.total() == opt_.max_commands) {
+  u64 ns = u64(std::max<i64>(latency, 0));
+  ops_[size_t(op)].hist.record(ns);
+  total_.record(ns);
+  if (total_.total() == opt_.max_commands) {
     stopping_ = true;
     stop_ns_ = now;
   }
 }
 
-// Once a second: progress line, and close connections stuck in a phase.
+// A watcher that has not heard of an APPEND within --push-timeout never will.
+void Bench::expire_pushes(i64 now) {
+  i64 limit = i64(opt_.push_timeout * kSec);
+  for (uint32_t w : watcher_list_) {
+    Conn& c = conns_[w];
+    if (c.push_since != 0 && now - c.push_since > limit) {
+      error(w, kMissingExists, "no EXISTS within --push-timeout of an APPEND by another client");
+      ++stats_.push_missing;
+      c.push_since = 0;
+    }
+  }
+}
+
+// Once a second: progress line, missing pushes, and connections stuck in a phase.
 void Bench::tick(i64 now) {
   next_tick_ = now + kSec;
+  expire_pushes(now);
   for (uint32_t i = 0; i < conns_.size(); ++i) {
     const Conn& c = conns_[i];
-    if (c.fd >= 0 && c.st != St::Ready && now - c.phase_ns > kPhaseTimeout)
-      fail(i, kTimeout, "no progress for 60 s while connecting, logging in or out");
+    if (c.fd >= 0 && c.st != St::Ready && now - c.phase_ns > phase_timeout_)
+      fail(i, kTimeout, "no progress while connecting, logging in, selecting or logging out");
   }
   if (!progress_) return;
-  std::fprintf(stderr, "[%6.1fs] %s: %llu done/s  open=%lld logged_in=%lld bye=%llu errors=%llu\n",
+  std::fprintf(stderr,
+               "[%6.1fs] %s: %llu done/s  open=%lld ready=%lld idling=%lld pushes=%llu/%llu "
+               "errors=%llu\n",
                double(now - start_ns_) / kSec,
-               !running_    ? "setup"
-               : mode_.hold ? "hold"
-                            : "run",
+               !running_        ? "setup"
+               : is(Mode::Idle) ? "hold"
+               : stopping_      ? "drain"
+                                : "run",
                ull(completed_ - progress_mark_), (long long)n_open_, (long long)n_ready_,
-               ull(stats_.bye_received), ull(stats_.error_total()));
+               (long long)n_idling_, ull(stats_.push_seen), ull(stats_.push_expected),
+               ull(stats_.error_total()));
   progress_mark_ = completed_;
 }
 
-// Connect and log in every connection before measuring (noop, idle).
+// ---------------------------------------------------------------- phases
+
+bool Bench::setup_done() const {
+  return queue_.empty() && n_open_ == n_ready_ && n_idling_ == n_watchers_open_;
+}
+
+// Connect, log in (and select, and idle) every connection before measuring.
 bool Bench::setup() {
-  i64 deadline = start_ns_ + kPhaseTimeout;
-  while (!queue_.empty() || n_open_ != n_ready_) {
+  i64 deadline = start_ns_ + i64(opt_.setup_timeout * kSec);
+  while (!setup_done()) {
     if (g_interrupted) return false;
     if (now_ns() >= deadline) {
-      error(kNoConn, kSetupTimeout, "connecting and logging in all connections took over 60 s");
+      error(kNoConn, kSetupTimeout, "connecting and logging in all connections took too long");
       return false;
     }
     poll_once(deadline);
   }
-  return true;
+  return n_open_ > 0;
 }
 
 void Bench::measure() {
   running_ = true;
-  warm_end_ = now_ns() + i64(opt_.warmup * kSec);
-  end_ = warm_end_ + i64(opt_.duration * kSec);
+  i64 start = now_ns();
+  warm_end_ = start + (is(Mode::Load) ? 0 : i64(opt_.warmup * kSec));
+  end_ =
+      is(Mode::Load) ? start + i64(opt_.max_seconds * kSec) : warm_end_ + i64(opt_.duration * kSec);
   for (uint32_t i = 0; i < conns_.size(); ++i) pump(i), flush(i);
   while (!stopping_ && !g_interrupted) {
     i64 now = now_ns();
@@ -843,26 +1572,78 @@ void Bench::measure() {
     poll_once(end_);
   }
   if (!stopping_ && g_interrupted) stop_ns_ = std::min(now_ns(), end_);
+  stopping_ = true;
+  drain_pushes();
   close_all();
 }
 
+// After the run: APPENDs already sent must still reach their watchers (or time out).
+void Bench::drain_pushes() {
+  i64 deadline = now_ns() + i64(opt_.push_timeout * kSec) + kSec;
+  auto pending = [this] { return stats_.push_expected - stats_.push_seen - stats_.push_missing; };
+  while (pending() > 0 && !g_interrupted && now_ns() < deadline) poll_once(deadline);
+}
+
 void Bench::hold() {
-  std::printf("connected=%llu logged_in=%llu\n", ull(stats_.greeted), ull(stats_.logins));
+  std::printf("connected=%llu logged_in=%llu idling=%lld\n", ull(stats_.greeted),
+              ull(stats_.logins), (long long)n_idling_);
   std::fflush(stdout);
   running_ = true;
   i64 start = now_ns(), end = start + i64(opt_.hold * kSec);
-  while (!g_interrupted && n_open_ > 0 && now_ns() < end) poll_once(end);
+  i64 notify_at = start + i64(opt_.notify_after * kSec);
+  warm_end_ = start;
+  end_ = INT64_MAX;
+  u64 watchers = u64(n_watchers_open_);
+  for (;;) {
+    i64 now = now_ns();
+    if (g_interrupted || now >= end) break;
+    if (!notifiers_.empty() && !notified_ && now >= notify_at) {
+      notified_ = true;
+      for (uint32_t i : notifiers_) queue_.push_back(i);
+    }
+    if (notified_ && stats_.push_seen + stats_.push_missing >= watchers && n_open_ == n_idling_)
+      break;  // every watcher heard (or timed out) and every notifier is gone
+    if (notifiers_.empty() && n_open_ == 0) break;  // the server closed them all
+    poll_once(notified_ || notifiers_.empty() ? end : std::min(end, notify_at));
+  }
   held_ns_ = now_ns() - start;
+  stopping_ = true;
+  drain_pushes();
   close_all();
 }
 
 int Bench::run() {
+  if (is(Mode::Mix)) {
+    if (opt_.mix.empty()) {
+      for (auto [op, w] : kDefaultMix) mix_total_ += w, mix_.emplace_back(op, mix_total_);
+    } else {
+      std::string_view spec = opt_.mix;
+      while (!spec.empty()) {
+        std::string_view item = spec.substr(0, spec.find(','));
+        spec.remove_prefix(std::min(spec.size(), item.size() + 1));
+        size_t eq = item.find('=');
+        u64 w = 0;
+        const char* const* name =
+            std::find_if(std::begin(kOpName), std::end(kOpName),
+                         [&](const char* n) { return item.substr(0, eq) == n; });
+        if (eq == std::string_view::npos || name == std::end(kOpName) ||
+            !mix_op(Op(name - std::begin(kOpName))) ||
+            !parse_u64(item.substr(eq + 1), 0, 1'000'000, w)) {
+          std::fprintf(stderr, "ringmail-bench: bad --mix item '%.*s' (see --help)\n",
+                       int(item.size()), item.data());
+          return 2;
+        }
+        if (w > 0)
+          mix_total_ += unsigned(w), mix_.emplace_back(Op(name - std::begin(kOpName)), mix_total_);
+      }
+      if (mix_total_ == 0) return std::fputs("ringmail-bench: --mix has no weight\n", stderr), 2;
+    }
+  }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0) return std::perror("ringmail-bench: epoll_create1"), 1;
   progress_ = opt_.progress || isatty(STDERR_FILENO);
   start_ns_ = now_ns();
   next_tick_ = start_ns_ + kSec;
-  for (uint32_t i = 0; i < conns_.size(); ++i) queue_.push_back(i);
   if (mode_.reconnect) {
     measure();  // connecting is part of what is measured; the warmup covers the ramp
   } else {
@@ -870,7 +1651,7 @@ int Bench::run() {
     setup_ns_ = now_ns() - start_ns_;
     if (!setup_ok_)
       close_all();
-    else if (mode_.hold)
+    else if (is(Mode::Idle))
       hold();
     else
       measure();
@@ -900,31 +1681,59 @@ double usecs(u64 ns) {
 }
 
 void Bench::report() const {
-  bool idle = mode_.hold;
+  bool idle = is(Mode::Idle);
   double dur = secs(std::max<i64>(0, stop_ns_ - warm_end_));
-  const char* what = mode_.measure_login ? "logins" : "commands";
   std::printf("ringmail-bench  mode=%.*s  server=%s:%d%s\n", int(mode_.name.size()),
               mode_.name.data(), opt_.host.c_str(), opt_.port,
               g_interrupted ? "  (INTERRUPTED)" : "");
-  std::printf("  %-16s %llu requested, %llu greeted, %llu logins ok\n", "connections",
-              ull(opt_.connections), ull(stats_.greeted), ull(stats_.logins));
+  u64 watchers = watcher_list_.size();
+  std::printf(
+      "  %-16s %llu active%s%s, %zu users: %llu greeted, %llu logins ok\n", "connections",
+      ull(opt_.connections - (idle ? watchers : 0)),
+      watchers ? (" + " + std::to_string(watchers) + " watching").c_str() : "",
+      notifiers_.empty() ? "" : (" + " + std::to_string(notifiers_.size()) + " notifying").c_str(),
+      users_.size(), ull(stats_.greeted), ull(stats_.logins));
   if (!mode_.reconnect)
-    std::printf("  %-16s %.3f s (connect + login of all connections)%s\n", "setup", secs(setup_ns_),
-                setup_ok_ ? "" : "  FAILED");
+    std::printf("  %-16s %.3f s (connect + login%s of all connections)%s\n", "setup",
+                secs(setup_ns_), mode_.select ? " + select" : "", setup_ok_ ? "" : "  FAILED");
   if (idle) {
     std::printf("  %-16s %.3f s\n", "held", secs(held_ns_));
   } else {
-    std::printf("  %-16s %llu\n", "pipeline", ull(opt_.pipeline));
-    std::printf("  %-16s %.3f s (after %.3f s warmup)\n", "duration", dur, opt_.warmup);
-    std::printf("  %-16s %llu\n", what, ull(hist_.total()));
-    std::printf("  %-16s %.1f\n", (std::string(what) + "/s").c_str(),
-                dur > 0 ? double(hist_.total()) / dur : 0.0);
-    std::printf("  %-16s p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n", "latency us",
-                usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)),
-                usecs(hist_.percentile(0.999)), usecs(hist_.max()), hist_.mean() / 1000.0);
+    std::printf("  %-16s %.3f s (after %.3f s warmup), pipeline %llu%s\n", "duration", dur,
+                is(Mode::Load) ? 0.0 : opt_.warmup, ull(pipeline_),
+                opt_.rate > 0 ? (", rate " + std::to_string(u64(opt_.rate)) + "/s").c_str() : "");
   }
-  std::printf("  %-16s sent %llu  received %llu\n", "bytes", ull(stats_.bytes_sent),
+  std::printf("\n  %-14s %10s %11s %10s %10s %10s %10s %7s\n", "command", "count", "per s",
+              "p50 us", "p99 us", "p99.9 us", "max us", "errors");
+  auto row = [&](const char* name, const Histogram& h, u64 errors) {
+    std::printf("  %-14s %10llu %11.1f %10.1f %10.1f %10.1f %10.1f %7llu\n", name, ull(h.total()),
+                dur > 0 ? double(h.total()) / dur : 0.0, usecs(h.percentile(0.5)),
+                usecs(h.percentile(0.99)), usecs(h.percentile(0.999)), usecs(h.max()), ull(errors));
+  };
+  u64 op_errors = 0;
+  for (size_t i = 0; i < kOps; ++i) {
+    op_errors += ops_[i].errors;
+    if (ops_[i].hist.total() || ops_[i].errors) row(kOpName[i], ops_[i].hist, ops_[i].errors);
+  }
+  row("total", total_, op_errors);
+  std::printf("\n  %-16s sent %llu  received %llu\n", "bytes", ull(stats_.bytes_sent),
               ull(stats_.bytes_received));
+  if (is(Mode::Load))
+    std::printf("  %-16s %llu (%.1f/s)\n", "appended", ull(stats_.appended_ok),
+                dur > 0 ? double(stats_.appended_ok) / dur : 0.0);
+  if (stats_.push_expected)
+    std::printf(
+        "  %-16s %llu expected, %llu seen, %llu missing; p50 %.2f ms  p99 %.2f ms  "
+        "max %.2f ms; last %.3f s after the first APPEND\n",
+        "push (EXISTS)", ull(stats_.push_expected), ull(stats_.push_seen), ull(stats_.push_missing),
+        usecs(push_hist_.percentile(0.5)) / 1000, usecs(push_hist_.percentile(0.99)) / 1000,
+        usecs(push_hist_.max()) / 1000,
+        stats_.last_push_ns ? secs(stats_.last_push_ns - stats_.first_notify_ns) : 0.0);
+  if (stats_.expunge_issued)
+    std::printf(
+        "  %-16s %llu (NO [EXPUNGEISSUED] or a NIL body: the message was expunged by "
+        "another client; not an error)\n",
+        "expunge_issued", ull(stats_.expunge_issued));
   if (idle || stats_.bye_received)
     std::printf("  %-16s %llu (first to last %.3f s)\n", "bye_received", ull(stats_.bye_received),
                 secs(stats_.last_bye_ns - stats_.first_bye_ns));
@@ -937,29 +1746,56 @@ void Bench::report() const {
     if (stats_.errors[e]) std::printf("    %-22s %llu\n", kErrName[e], ull(stats_.errors[e]));
 }
 
+void print_latency_json(const Histogram& h) {
+  std::printf("\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f,\"mean\":%.3f",
+              usecs(h.percentile(0.5)), usecs(h.percentile(0.99)), usecs(h.percentile(0.999)),
+              usecs(h.max()), h.mean() / 1000.0);
+}
+
 void Bench::report_json() const {
-  double dur = mode_.hold ? 0 : secs(std::max<i64>(0, stop_ns_ - warm_end_));
+  bool idle = is(Mode::Idle);
+  double dur = idle ? 0 : secs(std::max<i64>(0, stop_ns_ - warm_end_));
+  auto per_s = [dur](u64 n) { return dur > 0 ? double(n) / dur : 0.0; };
   std::printf(
-      "{\"mode\":\"%.*s\",\"host\":\"%s\",\"port\":%d,\"connections\":%llu,\"pipeline\":%llu,",
+      "{\"mode\":\"%.*s\",\"host\":\"%s\",\"port\":%d,\"connections\":%llu,\"watchers\":%zu,"
+      "\"users\":%zu,\"pipeline\":%llu,\"rate\":%.3f,",
       int(mode_.name.size()), mode_.name.data(), opt_.host.c_str(), opt_.port,
-      ull(opt_.connections), ull(opt_.pipeline));
+      ull(opt_.connections), watcher_list_.size(), users_.size(), ull(pipeline_), opt_.rate);
   std::printf(
       "\"greeted\":%llu,\"logged_in\":%llu,\"setup_s\":%.6f,\"setup_ok\":%s,\"warmup_s\":%.6f,",
       ull(stats_.greeted), ull(stats_.logins), secs(setup_ns_), setup_ok_ ? "true" : "false",
-      opt_.warmup);
+      is(Mode::Load) ? 0.0 : opt_.warmup);
   std::printf("\"duration_s\":%.6f,\"held_s\":%.6f,\"commands\":%llu,\"commands_per_s\":%.3f,", dur,
-              secs(held_ns_), ull(hist_.total()), dur > 0 ? double(hist_.total()) / dur : 0.0);
+              secs(held_ns_), ull(measured()), per_s(measured()));
+  std::printf("\"latency_us\":{");
+  print_latency_json(total_);
+  std::printf("},\"ops\":{");
+  const char* sep = "";
+  for (size_t i = 0; i < kOps; ++i) {
+    const OpStats& s = ops_[i];
+    if (!s.hist.total() && !s.errors) continue;
+    std::printf("%s\"%s\":{\"count\":%llu,\"per_s\":%.3f,\"errors\":%llu,", sep, kOpName[i],
+                ull(s.hist.total()), per_s(s.hist.total()), ull(s.errors));
+    print_latency_json(s.hist);
+    std::printf("}");
+    sep = ",";
+  }
   std::printf(
-      "\"latency_us\":{\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
-      usecs(hist_.percentile(0.5)), usecs(hist_.percentile(0.99)), usecs(hist_.percentile(0.999)),
-      usecs(hist_.max()), hist_.mean() / 1000.0);
+      "},\"push\":{\"expected\":%llu,\"seen\":%llu,\"missing\":%llu,\"p50_ms\":%.3f,"
+      "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"last_after_first_append_s\":%.6f},",
+      ull(stats_.push_expected), ull(stats_.push_seen), ull(stats_.push_missing),
+      usecs(push_hist_.percentile(0.5)) / 1000, usecs(push_hist_.percentile(0.99)) / 1000,
+      usecs(push_hist_.max()) / 1000,
+      stats_.last_push_ns ? secs(stats_.last_push_ns - stats_.first_notify_ns) : 0.0);
+  std::printf("\"messages_appended\":%llu,\"messages_per_s\":%.3f,\"expunge_issued\":%llu,",
+              ull(stats_.appended_ok), per_s(stats_.appended_ok), ull(stats_.expunge_issued));
   std::printf(
       "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"bye_received\":%llu,\"bye_spread_s\":%.6f,",
       ull(stats_.bytes_sent), ull(stats_.bytes_received), ull(stats_.bye_received),
       secs(stats_.last_bye_ns - stats_.first_bye_ns));
   std::printf("\"interrupted\":%s,\"errors_total\":%llu,\"errors\":{",
               g_interrupted ? "true" : "false", ull(stats_.error_total()));
-  const char* sep = "";
+  sep = "";
   for (int e = 0; e < kErrCount; ++e)
     if (stats_.errors[e])
       std::printf("%s\"%s\":%llu", sep, kErrName[e], ull(stats_.errors[e])), sep = ",";
@@ -993,14 +1829,37 @@ int main(int argc, char** argv) {
   for (const ModeSpec& m : kModes)
     if (m.name == opt.mode) mode = &m;
   if (!mode) {
-    std::fprintf(stderr, "ringmail-bench: unknown mode '%s' (noop, login, idle)\n",
+    std::fprintf(stderr,
+                 "ringmail-bench: unknown mode '%s' (noop, login, select, fetch, append, search, "
+                 "mix, load, idle)\n",
                  opt.mode.c_str());
     return 2;
+  }
+  std::string err;
+  std::vector<User> users = make_users(opt, err);
+  if (!err.empty()) return std::fprintf(stderr, "ringmail-bench: %s\n", err.c_str()), 2;
+  for (const User& u : users)
+    if (u.name.empty() || has_crlf(u.name) || has_crlf(u.password))
+      return std::fputs("ringmail-bench: a user name is empty or contains CR/LF\n", stderr), 2;
+  std::vector<std::string> messages;
+  if (!opt.corpus.empty()) {
+    std::string text;
+    if (!read_file(opt.corpus, text))
+      return std::fprintf(stderr, "ringmail-bench: cannot read %s\n", opt.corpus.c_str()), 2;
+    messages = parse_mbox(text);
+    if (messages.empty())
+      return std::fprintf(stderr, "ringmail-bench: no messages in %s\n", opt.corpus.c_str()), 2;
+  } else {
+    messages = builtin_messages(opt.seed);
   }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);  // epoll_wait returns EINTR; the loops then wind down and report
   signal(SIGTERM, on_signal);
-  raise_fd_limit(opt.connections);
-  Bench bench(opt, *mode);
-  return bench.run();
+  u64 extra = (opt.mode == "mix"                  ? opt.watchers
+               : opt.mode == "idle" && opt.notify ? 1
+                                                  : 0) *
+              users.size();
+  raise_fd_limit(opt.connections + extra);
+  auto bench = std::make_unique<Bench>(opt, *mode, std::move(users), std::move(messages));
+  return bench->run();
 }

@@ -226,6 +226,7 @@ class ImapSession : public Session {
     std::string tag;
     bool uid = false;
     bool changed = false;  // \Seen was set
+    bool expunged = false;  // a message in the set was expunged by another session
     FetchError error = FetchError::none;
   };
   std::unique_ptr<FetchRun> fetch_run_;

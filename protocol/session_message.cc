@@ -474,7 +474,10 @@ void ImapSession::continue_fetch(Connection& c) {
     uint32_t pos = run.positions[run.next];
     if (pos >= uids_.size()) continue;
     int64_t i = idx->find(uids_[pos]);
-    if (i < 0) continue;  // expunged by another session, not yet reported
+    if (i < 0) {  // expunged by another session, not yet reported
+      run.expunged = true;
+      continue;
+    }
     MessageRecord rec = idx->records()[static_cast<size_t>(i)];
     if (spec.has_changed_since && rec.modseq <= spec.changed_since) continue;
     FetchMessage m;
@@ -518,6 +521,11 @@ void ImapSession::continue_fetch(Connection& c) {
   std::string text = "OK FETCH completed";
   if (run.error == FetchError::unknown_cte)
     text = "NO [UNKNOWN-CTE] A part has a transfer encoding that cannot be decoded";
+  // RFC 2180 section 4.1.3 and RFC 5530: the client learns that what it asked for by sequence
+  // number is partly gone (it sees the EXPUNGE at its next command). A UID FETCH names UIDs,
+  // of which any may be gone, so it stays OK.
+  else if (run.expunged && !run.uid)
+    text = "NO [EXPUNGEISSUED] Some of the requested messages were expunged by another session";
   std::string tag = std::move(run.tag);
   bool uid = run.uid;
   bool changed = run.changed;
