@@ -35,6 +35,9 @@ class Session {
   virtual bool busy() const = 0;
   // Output was sent: a session writing a long answer in parts may write the next one.
   virtual void on_writable(Connection& /*c*/) {}
+  // The reactor's next turn after Reactor::resume_soon: a command that works in time slices
+  // (so the other connections of this core are served in between) does its next slice.
+  virtual void on_resume(Connection& /*c*/) {}
   // Input the session has agreed to take beyond pending_input_bytes_max (a literal it accepted).
   virtual size_t input_reserve() const { return 0; }
   // The connection started to close (called once): work done only for it can be given up.
@@ -60,8 +63,9 @@ struct alignas(16) Connection {
   bool handoff_pending = false;
   bool read_stopped = false;  // too much unprocessed input: recv not re-armed until it drains
   bool shutdown_done = false;
-  bool dirty = false;        // in the reactor's flush list
-  bool cancel_sent = false;  // a cancel for the armed recv is on its way
+  bool dirty = false;           // in the reactor's flush list
+  bool resume_pending = false;  // in the reactor's resume list (Reactor::resume_soon)
+  bool cancel_sent = false;     // a cancel for the armed recv is on its way
   bool send_cancel_sent = false;
   bool closing_notified = false;   // Session::on_closing has been called
   bool tls_shutdown_sent = false;  // close_notify queued

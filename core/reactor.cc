@@ -161,7 +161,10 @@ void Reactor::run() {
   arm_wake();
   arm_tick();
   for (;;) {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
+    // Work waiting to resume must not wait for a completion, but must still see those that are
+    // ready: with DEFER_TASKRUN they are only posted when we enter the kernel for events.
+    int rc = resume_.empty() ? io_uring_submit_and_wait(&ring_, 1)
+                             : io_uring_submit_and_get_events(&ring_);
     RM_ASSERT_MSG(rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY || rc == -ETIME,
                   "io_uring_submit_and_wait failed");
     now_ms_ = monotonic_ms();
@@ -175,6 +178,7 @@ void Reactor::run() {
     io_uring_cq_advance(&ring_, seen);
     drain_helper_completions();
     drain_incoming();
+    run_resumes();
     if (!shutting_down_ && stopping()) begin_shutdown();
     flush();
     if (shutting_down_ && (shutdown_complete() || now_ms_ >= shutdown_deadline_ms_)) break;
@@ -491,6 +495,28 @@ void Reactor::process_input(Connection& c) {
 }
 
 // ---- Output ---------------------------------------------------------------------------------
+
+void Reactor::resume_soon(Connection& c) {
+  RM_ASSERT(c.reactor == this);
+  if (c.resume_pending) return;
+  c.resume_pending = true;
+  c.ops_in_flight++;  // not freed while listed
+  resume_.push_back(&c);
+}
+
+void Reactor::run_resumes() {
+  if (resume_.empty()) return;
+  resume_batch_.swap(resume_);  // what resumes now may ask to resume again next turn
+  for (Connection* c : resume_batch_) {
+    c->resume_pending = false;
+    c->ops_in_flight--;
+    if (c->session && !c->close_now && !c->closing) c->session->on_resume(*c);
+    if (c->sendable()) mark_dirty(*c);
+    process_input(*c);  // the input the slices held back
+    settle(*c);
+  }
+  resume_batch_.clear();
+}
 
 void Reactor::mark_dirty(Connection& c) {
   RM_ASSERT(c.reactor == this);

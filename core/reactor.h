@@ -136,6 +136,9 @@ class Reactor {
 
   // Called by Connection::write and by helper threads.
   void mark_dirty(Connection& c);
+  // Calls c.session->on_resume(c) on the next turn of the loop, after this turn's completions,
+  // without waiting for any: long work is done in slices with everything else in between.
+  void resume_soon(Connection& c);
   void complete_helper_job(HelperJob* job);  // any thread
   void wake();                               // any thread
 
@@ -175,6 +178,7 @@ class Reactor {
   size_t input_limit(const Connection& c) const;
   void touch(Connection& c);
   void flush();
+  void run_resumes();
   void send(Connection& c);
   // Decides what a connection needs next (arm recv, close, move on); may free it.
   void settle(Connection& c);
@@ -229,7 +233,8 @@ class Reactor {
 
   TimerList lists_[3];  // preauth, idle, none (closing or waiting for handoff)
   std::vector<Connection*> dirty_;
-  std::vector<Connection*> handoff_waiting_;  // ops drained, the target's ring was full
+  std::vector<Connection*> resume_, resume_batch_;  // resume_soon(); each holds an op in flight
+  std::vector<Connection*> handoff_waiting_;        // ops drained, the target's ring was full
   std::vector<bool> wake_target_;
   std::vector<std::unique_ptr<SpscRing<Connection*>>> incoming_;  // [source core]
   MpmcQueue<HelperJob*> helper_done_{HelperPool::kJobsMax};

@@ -41,13 +41,15 @@ class ImapSession : public Session {
   void on_timeout(Connection& c) override;
   void on_shutdown(Connection& c) override;
   bool busy() const override {
-    return login_pending_ || durable_pending_ || mail_pending_ || fetch_run_ != nullptr;
+    return login_pending_ || durable_pending_ || mail_pending_ || fetch_run_ != nullptr ||
+           search_run_ != nullptr;
   }
   ~ImapSession() override;
   void on_writable(Connection& c) override;
   size_t input_reserve() const override;
   // A client that leaves during its LOGIN's hash: nobody else waits for it, so it is skipped.
   void on_closing(Connection& c) override;
+  void on_resume(Connection& c) override;
   // The login this session waited on (see LoginWaiter) has its result.
   void finish_coalesced_login(Connection& c, const LoginWaiter& w, const std::string& user,
                               LoginResult result, const std::string& error,
@@ -225,11 +227,31 @@ class ImapSession : public Session {
     size_t next = 0;
     std::string tag;
     bool uid = false;
-    bool changed = false;  // \Seen was set
+    bool changed = false;   // \Seen was set
     bool expunged = false;  // a message in the set was expunged by another session
     FetchError error = FetchError::none;
   };
   std::unique_ptr<FetchRun> fetch_run_;
+
+  // A SEARCH evaluated in slices of kSearchSliceNs (continue_search), so that one user's search
+  // of a large mailbox never holds up the other connections of its core for longer than that.
+  // Input is paused meanwhile; the session's view (uids_) cannot change while it runs, since
+  // updates are only reported at command boundaries and to IDLE.
+  struct SearchRun {
+    SearchCommand cmd;
+    SearchMailbox box;
+    IndexNarrowing index;
+    std::string tag;
+    bool uid = false;
+    uint32_t next = 0;           // position in uids_
+    std::vector<uint32_t> hits;  // UIDs or sequence numbers
+    std::vector<uint32_t> hit_uids;
+    uint64_t max_modseq = 0;
+    Status read_status;
+  };
+  std::unique_ptr<SearchRun> search_run_;
+  void continue_search(Connection& c);
+  void finish_search(Connection& c, SearchRun& run);
 
   // An APPEND whose large literals are spooled to an unnamed file in the user's directory, so
   // a message of tens of megabytes never sits whole in memory. The command's text (without

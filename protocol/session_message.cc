@@ -786,33 +786,66 @@ bool ImapSession::search_ready(Connection& c, std::string_view tag, SearchParse 
 }
 
 void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader& r, bool uid) {
-  MimeInfo& mime = core(c).mime;
   if (!r.sp()) return respond(c, tag, "BAD Expected search criteria");
-  SearchCommand cmd;
+  auto run = std::make_unique<SearchRun>();
   std::string error;
-  const SearchParse parsed = parse_search(r, &cmd, &error);
+  const SearchParse parsed = parse_search(r, &run->cmd, &error);
   MailboxIndex* idx = nullptr;
-  if (!search_ready(c, tag, parsed, error, cmd, &idx)) return;
+  if (!search_ready(c, tag, parsed, error, run->cmd, &idx)) return;
+  run->box.messages = static_cast<uint32_t>(uids_.size());
+  run->box.uid_max = uids_.empty() ? 0 : uids_.back();
+  run->box.saved_uids = &saved_uids_;
+  run->index.apply(run->cmd, *open_->mail, selected_, open_->name);
+  run->tag = std::string(tag);
+  run->uid = uid;
+  search_run_ = std::move(run);
+  c.input_paused = true;  // until the last slice has answered
+  continue_search(c);
+}
+
+void ImapSession::on_resume(Connection& c) {
+  if (search_run_) continue_search(c);
+}
+
+namespace {
+constexpr int64_t kSearchSliceNs = 1'000'000;  // 1 ms of evaluation, then the others' turn
+int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
+void ImapSession::continue_search(Connection& c) {
+  SearchRun& run = *search_run_;
+  auto stop = [&](const std::string& text) {
+    std::string tag = std::move(run.tag);
+    search_run_.reset();
+    c.input_paused = false;
+    respond(c, tag, text);
+  };
+  // Looked up again every slice: another session may have deleted the mailbox meanwhile.
+  MailboxIndex* idx = selected_index();
+  if (!idx) return stop("NO [NONEXISTENT] The mailbox is gone");
+  run.box.keywords = &idx->keywords();
+  MimeInfo& mime = core(c).mime;
   UserMail& mail = *open_->mail;
-  SearchMailbox box;
-  box.messages = static_cast<uint32_t>(uids_.size());
-  box.uid_max = uids_.empty() ? 0 : uids_.back();
-  box.keywords = &idx->keywords();
-  box.saved_uids = &saved_uids_;
-  IndexNarrowing index;
-  index.apply(cmd, mail, selected_, open_->name);
-  std::vector<uint32_t> hits;  // UIDs or sequence numbers
-  std::vector<uint32_t> hit_uids;
-  uint64_t max_modseq = 0;
-  Status read_status;
-  for (uint32_t p = 0; p < uids_.size(); p++) {
-    if (!index.may_match(uids_[p])) continue;
+  const int64_t until = monotonic_ns() + kSearchSliceNs;
+  uint32_t evaluated = 0;
+  for (; run.next < uids_.size(); run.next++) {
+    const uint32_t p = run.next;
+    if (!run.index.may_match(uids_[p])) continue;
     int64_t i = idx->find(uids_[p]);
     if (i < 0) continue;
+    if (++evaluated % 16 == 0 && monotonic_ns() >= until) {
+      c.reactor->resume_soon(c);  // this message first, next turn
+      return;
+    }
     const MessageRecord& rec = idx->records()[static_cast<size_t>(i)];
     SearchMessage m;
     m.seq = p + 1;
     m.rec = &rec;
+    Status& read_status = run.read_status;
     m.bytes = [&mail, &rec, &read_status](std::string_view* out) {
       Status s = mail.read(rec, false, out);
       if (!s.is_ok()) read_status = s;
@@ -825,13 +858,25 @@ void ImapSession::cmd_search(Connection& c, std::string_view tag, CommandReader&
       return s.is_ok();
     };
     bool matched = false;
-    if (!search_matches(cmd, box, m, &matched))
-      return respond(c, tag, storage_failure(read_status, "SEARCH failed"));
+    if (!search_matches(run.cmd, run.box, m, &matched))
+      return stop(storage_failure(run.read_status, "SEARCH failed"));
     if (!matched) continue;
-    hits.push_back(uid ? rec.uid : p + 1);
-    hit_uids.push_back(rec.uid);
-    max_modseq = std::max(max_modseq, rec.modseq);
+    run.hits.push_back(run.uid ? rec.uid : p + 1);
+    run.hit_uids.push_back(rec.uid);
+    run.max_modseq = std::max(run.max_modseq, rec.modseq);
   }
+  std::unique_ptr<SearchRun> done = std::move(search_run_);
+  c.input_paused = false;
+  finish_search(c, *done);
+}
+
+void ImapSession::finish_search(Connection& c, SearchRun& run) {
+  const SearchCommand& cmd = run.cmd;
+  const std::vector<uint32_t>& hits = run.hits;
+  const std::vector<uint32_t>& hit_uids = run.hit_uids;
+  const uint64_t max_modseq = run.max_modseq;
+  const std::string_view tag = run.tag;
+  const bool uid = run.uid;
   std::string out;
   const bool esearch = cmd.esearch || rev2_;
   uint8_t returns = cmd.returns;

@@ -188,5 +188,59 @@ class TestRev2(MailCase):
         self.assertEqual(lines[0], "* OK [CLOSED] Previous mailbox closed")
 
 
+# ---- SEARCH in slices ----------------------------------------------------------------------
+
+class TestSearchSlices(MailCase):
+    """A SEARCH that takes longer than a slice (1 ms) is evaluated in parts, and the other
+    connections of its core are served in between: the same user's second connection (same core)
+    gets its NOOP answered while the first one's SEARCH is still running."""
+
+    MESSAGES = 3000
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.login()
+        body = ("common words fill this line of the message body, again and again\r\n" * 30)
+        data = []
+        for i in range(1, self.MESSAGES + 1):
+            extra = "the rare needle is here\r\n" if i % 97 == 0 else ""
+            data.append(message(i, "subject %d" % i, body + extra))
+        # Pipelined LITERAL+ APPENDs: one round trip for all of them.
+        self.a.send(b"".join(b"A%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(d), d)
+                             for i, d in enumerate(data)))
+        for i in range(len(data)):
+            self.assertTrue(self.a.read_tagged("A%d" % i, timeout=120)[-1].startswith(
+                "A%d OK " % i))
+        self.select(self.a)
+
+    def test_other_connection_is_served_during_a_long_search_and_answers_are_exact(self):
+        a = self.a
+        b = self.login()
+        self.select(b)
+        # Two characters: the index cannot narrow, every message's text is read to its end.
+        a.send("s SEARCH OR BODY zq BODY qz\r\nn NOOP\r\n")
+        # b shares a's core (one user, one core); its NOOP is answered between a's slices.
+        self.assertEqual(b.command("b", "NOOP"), ["b OK NOOP completed"])
+        self.assertTrue(a.no_data_for(0), "the SEARCH finished before the other NOOP")
+        lines = a.read_tagged("n", timeout=120)
+        self.assertEqual(lines, ["* SEARCH", "s OK SEARCH completed", "n OK NOOP completed"])
+        self.assertEqual(a.command("t", "SEARCH TEXT common"),
+                         ["* SEARCH " + " ".join(str(i) for i in range(1, 3001)),
+                          "t OK SEARCH completed"])
+        self.assertEqual(a.command("r", "SEARCH BODY needle"),
+                         ["* SEARCH " + " ".join(str(i) for i in range(97, 3001, 97)),
+                          "r OK SEARCH completed"])
+
+    def test_a_client_gone_during_a_search_harms_no_one(self):
+        a = self.a
+        a.send("s SEARCH OR BODY zq BODY qz\r\n")
+        a.close()
+        b = self.login()
+        self.select(b)
+        self.assertEqual(b.command("r", "UID SEARCH BODY needle"),
+                         ["* SEARCH " + " ".join(str(i) for i in range(97, 3001, 97)),
+                          "r OK SEARCH completed"])
+
+
 if __name__ == "__main__":
     unittest.main()

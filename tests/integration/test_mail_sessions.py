@@ -60,7 +60,7 @@ class TestTwoSessions(MailCase):
         # forms); B's sequence numbers stay as they were: message 3 is still number 3.
         # What is gone is left out, and the NO says so (RFC 2180 section 4.1.4, RFC 5530).
         lines = b.command("c", "FETCH 1:3 (UID FLAGS)")
-        self.assertNotIn("EXPUNGE", " ".join(lines))
+        self.assertNotIn("EXPUNGE", " ".join(lines[:-1]))
         self.assertEqual(lines, ["* 1 FETCH (UID 1 FLAGS ())", "* 3 FETCH (UID 3 FLAGS ())",
                                  "c NO [EXPUNGEISSUED] Some of the requested messages were "
                                  "expunged by another session"])
