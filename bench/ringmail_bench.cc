@@ -41,6 +41,9 @@
 #include <utility>
 #include <vector>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -66,6 +69,8 @@ Connection:
                        in 127.0.0.0/8 unless --allow-remote is given
   --port N             server port (default 1143)
   --allow-remote       permit --host/--source-ips outside 127.0.0.0/8
+  --tls                implicit TLS (connect to the IMAPS port); the server's
+                       certificate is not verified (a benchmark, not a client)
   --source-ips A,B,..  bind connections round-robin to these local IPv4
                        addresses (e.g. 127.0.0.1,127.0.0.2) so that more than
                        ~28,000 connections find local ports
@@ -218,6 +223,7 @@ struct Options {
   double duration = 10, warmup = 1, hold = 10, rate = 0, push_timeout = 10, notify_after = 2;
   double setup_timeout = 60, max_seconds = 3600;
   bool json = false, progress = false, allow_remote = false, notify = false, logged_in_only = false;
+  bool tls = false;
   std::vector<in_addr> source_ips;
 };
 
@@ -274,6 +280,7 @@ int parse_args(int argc, char** argv, Options& o) {
                  : arg == "--allow-remote"   ? &o.allow_remote
                  : arg == "--notify"         ? &o.notify
                  : arg == "--logged-in-only" ? &o.logged_in_only
+                 : arg == "--tls"            ? &o.tls
                                              : nullptr;
     if (flag) {
       if (inline_val) return bad(arg + " takes no value");
@@ -441,6 +448,7 @@ enum Err : int {
   kStatusWithoutResult,
   kEmptyMailbox,
   kMissingExists,
+  kTlsFailed,
   kErrCount
 };
 constexpr const char* kErrName[kErrCount] = {"connect_refused",
@@ -469,7 +477,8 @@ constexpr const char* kErrName[kErrCount] = {"connect_refused",
                                              "search_without_result",
                                              "status_without_result",
                                              "empty_mailbox",
-                                             "missing_exists"};
+                                             "missing_exists",
+                                             "tls_failed"};
 
 // ---------------------------------------------------------------- text helpers
 
@@ -683,7 +692,9 @@ struct Pending {
 
 struct Conn {
   int fd = -1;
-  uint32_t gen = 0;  // bumped on close so stale epoll events are ignored
+  WOLFSSL* ssl = nullptr;  // --tls
+  int tls_retry = 0;       // the length of a wolfSSL_write that must be repeated as it was
+  uint32_t gen = 0;        // bumped on close so stale epoll events are ignored
   uint32_t user = 0;
   St st = St::Closed;
   Role role = Role::Active;
@@ -691,7 +702,7 @@ struct Conn {
   bool bye_seen = false, logout_ok = false;
   bool in_continuation = false;  // the rest of a line that was interrupted by a literal
   bool literal_plus = false;     // the server announced LITERAL+
-  bool rate_waiting = false, appended = false, expunge_next = false;
+  bool rate_waiting = false, appended = false, expunge_next = false, handshaking = false;
   // What the untagged responses since the last tagged one carried.
   bool resp_exists = false, resp_search = false, resp_status = false, resp_nil_body = false;
   uint32_t resp_fetches = 0, resp_literals = 0;
@@ -746,6 +757,9 @@ class Bench {
   void on_readable(uint32_t idx, uint32_t events);
   void on_eof(uint32_t idx);
   void flush(uint32_t idx);
+  bool tls_handshake(uint32_t idx);
+  ssize_t io_read(Conn& c, char* buf, size_t n);
+  ssize_t io_write(Conn& c, const char* data, size_t n);
   Pending& send_cmd(Conn& c, std::string_view text, Op op);
   void pump(uint32_t idx);
   bool rate_allows(uint32_t idx);
@@ -798,6 +812,7 @@ class Bench {
   std::deque<uint32_t> queue_;      // connections waiting to be (re)opened
   std::deque<uint32_t> rate_wait_;  // connections waiting for --rate
   int ep_ = -1;
+  WOLFSSL_CTX* tls_ctx_ = nullptr;
   i64 n_open_ = 0, n_opening_ = 0, n_ready_ = 0, n_idling_ = 0, n_watchers_open_ = 0;
   u64 next_source_ = 0, next_user_ = 0;
   bool running_ = false, stopping_ = false, notified_ = false;
@@ -940,6 +955,7 @@ void Bench::close_conn(uint32_t idx) {
   Conn& c = conns_[idx];
   if (c.fd < 0) return;
   // The input buffer is left alone: the parser may still hold a view into it.
+  if (c.ssl) wolfSSL_free(c.ssl), c.ssl = nullptr;
   close(c.fd);
   c.fd = -1;
   ++c.gen;
@@ -995,22 +1011,74 @@ void Bench::on_event(uint32_t idx, uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLIN))) return;
     set_state(c, St::Greeting);
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(idx, events);
+  // The handshake's last read may have taken the greeting into wolfSSL's buffer: read then too.
+  bool handshake_done = false;
+  if (tls_ctx_ && (!c.ssl || c.handshaking)) {
+    if (!tls_handshake(idx)) return;
+    handshake_done = true;
+  }
+  if (handshake_done || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    on_readable(idx, events);
   if (c.fd >= 0 && (events & EPOLLOUT)) flush(idx);
+}
+
+// --tls: starts or continues the handshake; true once it is done (and the connection open).
+bool Bench::tls_handshake(uint32_t idx) {
+  Conn& c = conns_[idx];
+  if (!c.ssl) {
+    c.ssl = wolfSSL_new(tls_ctx_);
+    if (!c.ssl || wolfSSL_set_fd(c.ssl, c.fd) != WOLFSSL_SUCCESS)
+      return fail(idx, kTlsFailed, "wolfSSL_new/set_fd failed"), false;
+    c.handshaking = true;
+  }
+  if (!c.handshaking) return true;
+  int r = wolfSSL_connect(c.ssl);
+  if (r == WOLFSSL_SUCCESS) {
+    c.handshaking = false;
+    return true;
+  }
+  int e = wolfSSL_get_error(c.ssl, r);
+  if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) return false;
+  char why[WOLFSSL_MAX_ERROR_SZ];
+  fail(idx, kTlsFailed, std::string("handshake: ") + wolfSSL_ERR_error_string(e, why));
+  return false;
+}
+
+ssize_t Bench::io_read(Conn& c, char* buf, size_t n) {
+  if (!c.ssl) return read(c.fd, buf, n);
+  int r = wolfSSL_read(c.ssl, buf, int(std::min<size_t>(n, INT32_MAX)));
+  if (r > 0) return r;
+  int e = wolfSSL_get_error(c.ssl, r);
+  if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) return errno = EAGAIN, -1;
+  if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E) return 0;
+  return errno = ECONNRESET, -1;
+}
+
+ssize_t Bench::io_write(Conn& c, const char* data, size_t n) {
+  if (!c.ssl) return send(c.fd, data, n, MSG_NOSIGNAL);
+  // After WANT_WRITE wolfSSL must be called again with the same length.
+  int len = c.tls_retry ? c.tls_retry : int(std::min<size_t>(n, 16384));
+  int r = wolfSSL_write(c.ssl, data, len);
+  if (r > 0) return c.tls_retry = 0, r;
+  int e = wolfSSL_get_error(c.ssl, r);
+  if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
+    return c.tls_retry = len, errno = EAGAIN, -1;
+  return errno = EPIPE, -1;
 }
 
 void Bench::on_readable(uint32_t idx, uint32_t events) {
   static char buf[64 * 1024];
   Conn& c = conns_[idx];
   for (;;) {
-    ssize_t n = read(c.fd, buf, sizeof buf);
+    ssize_t n = io_read(c, buf, sizeof buf);
     if (n > 0) {
       stats_.bytes_received += u64(n);
       c.in.append(buf, size_t(n));
       if (!consume_input(idx, now_ns())) return;
       // Edge-triggered: a short read drained the socket, and anything arriving
       // later raises a new edge. A pending hangup must still be read to EOF.
-      if (size_t(n) < sizeof buf && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) break;
+      // (Under TLS a read returns one record: read until wolfSSL wants more.)
+      if (!c.ssl && size_t(n) < sizeof buf && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) break;
       continue;
     }
     if (n == 0 || errno == ECONNRESET) return on_eof(idx);
@@ -1044,14 +1112,14 @@ Pending& Bench::send_cmd(Conn& c, std::string_view text, Op op) {
 
 void Bench::flush(uint32_t idx) {
   Conn& c = conns_[idx];
-  if (c.fd < 0 || c.out_pos == c.out.size()) return;
+  if (c.fd < 0 || c.out_pos == c.out.size() || c.handshaking) return;
   // Stamp commands when they leave, so time spent queued in this client before
   // the write is not charged to the server.
   i64 now = now_ns();
   for (auto it = c.inflight.rbegin(); it != c.inflight.rend() && it->sent_ns == 0; ++it)
     it->sent_ns = now;
   while (c.out_pos < c.out.size()) {
-    ssize_t n = send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    ssize_t n = io_write(c, c.out.data() + c.out_pos, c.out.size() - c.out_pos);
     if (n > 0) {
       c.out_pos += size_t(n);
       stats_.bytes_sent += u64(n);
@@ -1641,6 +1709,12 @@ int Bench::run() {
   }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0) return std::perror("ringmail-bench: epoll_create1"), 1;
+  if (opt_.tls) {
+    wolfSSL_Init();
+    tls_ctx_ = wolfSSL_CTX_new(wolfTLS_client_method());
+    if (!tls_ctx_) return std::fputs("ringmail-bench: wolfSSL_CTX_new failed\n", stderr), 1;
+    wolfSSL_CTX_set_verify(tls_ctx_, WOLFSSL_VERIFY_NONE, nullptr);
+  }
   progress_ = opt_.progress || isatty(STDERR_FILENO);
   start_ns_ = now_ns();
   next_tick_ = start_ns_ + kSec;
@@ -1721,7 +1795,7 @@ void Bench::report() const {
   if (is(Mode::Load))
     std::printf("  %-16s %llu (%.1f/s)\n", "appended", ull(stats_.appended_ok),
                 dur > 0 ? double(stats_.appended_ok) / dur : 0.0);
-  if (stats_.push_expected)
+  if (stats_.push_expected) {
     std::printf(
         "  %-16s %llu expected, %llu seen, %llu missing; p50 %.2f ms  p99 %.2f ms  "
         "max %.2f ms; last %.3f s after the first APPEND\n",
@@ -1729,11 +1803,13 @@ void Bench::report() const {
         usecs(push_hist_.percentile(0.5)) / 1000, usecs(push_hist_.percentile(0.99)) / 1000,
         usecs(push_hist_.max()) / 1000,
         stats_.last_push_ns ? secs(stats_.last_push_ns - stats_.first_notify_ns) : 0.0);
-  if (stats_.expunge_issued)
+  }
+  if (stats_.expunge_issued) {
     std::printf(
         "  %-16s %llu (NO [EXPUNGEISSUED] or a NIL body: the message was expunged by "
         "another client; not an error)\n",
         "expunge_issued", ull(stats_.expunge_issued));
+  }
   if (idle || stats_.bye_received)
     std::printf("  %-16s %llu (first to last %.3f s)\n", "bye_received", ull(stats_.bye_received),
                 secs(stats_.last_bye_ns - stats_.first_bye_ns));
