@@ -832,29 +832,44 @@ void ImapSession::continue_search(Connection& c) {
   UserMail& mail = *open_->mail;
   const int64_t until = monotonic_ns() + kSearchSliceNs;
   uint32_t evaluated = 0;
+  // Both the view and the records are in UID order: one walk instead of a lookup per message.
+  const std::vector<MessageRecord>& records = idx->records();
+  size_t r = 0;
+  if (run.next < uids_.size()) {
+    r = static_cast<size_t>(
+        std::lower_bound(records.begin(), records.end(), uids_[run.next],
+                         [](const MessageRecord& m, uint32_t uid) { return m.uid < uid; }) -
+        records.begin());
+  }
   for (; run.next < uids_.size(); run.next++) {
     const uint32_t p = run.next;
     if (!run.index.may_match(uids_[p])) continue;
-    int64_t i = idx->find(uids_[p]);
-    if (i < 0) continue;
+    while (r < records.size() && records[r].uid < uids_[p]) r++;
+    if (r == records.size() || records[r].uid != uids_[p]) continue;  // expunged meanwhile
     if (++evaluated % 16 == 0 && monotonic_ns() >= until) {
       c.reactor->resume_soon(c);  // this message first, next turn
       return;
     }
-    const MessageRecord& rec = idx->records()[static_cast<size_t>(i)];
+    const MessageRecord& rec = records[r];
     SearchMessage m;
     m.seq = p + 1;
     m.rec = &rec;
-    Status& read_status = run.read_status;
-    m.bytes = [&mail, &rec, &read_status](std::string_view* out) {
-      Status s = mail.read(rec, false, out);
-      if (!s.is_ok()) read_status = s;
+    // One pointer captured, so neither std::function allocates (a flag search never calls them).
+    struct Access {
+      UserMail& mail;
+      const MessageRecord& rec;
+      MimeInfo& mime;
+      Status& status;
+    } access{mail, rec, mime, run.read_status};
+    m.bytes = [a = &access](std::string_view* out) {
+      Status s = a->mail.read(a->rec, false, out);
+      if (!s.is_ok()) a->status = s;
       return s.is_ok();
     };
-    m.mime = [&mime, &mail, &rec, &read_status](const MimeInfo** out) {
-      Status s = mail.read_mime(rec, &mime);
-      if (!s.is_ok()) read_status = s;
-      *out = &mime;
+    m.mime = [a = &access](const MimeInfo** out) {
+      Status s = a->mail.read_mime(a->rec, &a->mime);
+      if (!s.is_ok()) a->status = s;
+      *out = &a->mime;
       return s.is_ok();
     };
     bool matched = false;
