@@ -1822,10 +1822,11 @@ void Bench::report() const {
     if (stats_.errors[e]) std::printf("    %-22s %llu\n", kErrName[e], ull(stats_.errors[e]));
 }
 
-void print_latency_json(const Histogram& h) {
-  std::printf("\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f,\"mean\":%.3f",
-              usecs(h.percentile(0.5)), usecs(h.percentile(0.99)), usecs(h.percentile(0.999)),
-              usecs(h.max()), h.mean() / 1000.0);
+// In microseconds; the totals' keys have no unit suffix (latency_us names it), the ops' do.
+void print_latency_json(const Histogram& h, const char* unit) {
+  std::printf("\"p50%s\":%.3f,\"p99%s\":%.3f,\"p99_9%s\":%.3f,\"max%s\":%.3f,\"mean%s\":%.3f", unit,
+              usecs(h.percentile(0.5)), unit, usecs(h.percentile(0.99)), unit,
+              usecs(h.percentile(0.999)), unit, usecs(h.max()), unit, h.mean() / 1000.0);
 }
 
 void Bench::report_json() const {
@@ -1844,7 +1845,7 @@ void Bench::report_json() const {
   std::printf("\"duration_s\":%.6f,\"held_s\":%.6f,\"commands\":%llu,\"commands_per_s\":%.3f,", dur,
               secs(held_ns_), ull(measured()), per_s(measured()));
   std::printf("\"latency_us\":{");
-  print_latency_json(total_);
+  print_latency_json(total_, "");
   std::printf("},\"ops\":{");
   const char* sep = "";
   for (size_t i = 0; i < kOps; ++i) {
@@ -1852,7 +1853,7 @@ void Bench::report_json() const {
     if (!s.hist.total() && !s.errors) continue;
     std::printf("%s\"%s\":{\"count\":%llu,\"per_s\":%.3f,\"errors\":%llu,", sep, kOpName[i],
                 ull(s.hist.total()), per_s(s.hist.total()), ull(s.errors));
-    print_latency_json(s.hist);
+    print_latency_json(s.hist, "_us");
     std::printf("}");
     sep = ",";
   }

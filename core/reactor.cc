@@ -754,13 +754,17 @@ bool Reactor::push_handoff(Connection& c) {
     if (shutting_down_) shutdown_idle_sessions();
     return true;
   }
-  Reactor* target = shared_->reactors[c.handoff_target];
+  // Once pushed, the connection belongs to the target, which may adopt, close and free it at
+  // once: nothing of it may be read after the push.
+  const uint32_t to = c.handoff_target;
+  const uint64_t id = c.id;
+  Reactor* target = shared_->reactors[to];
   if (!target->incoming_[index_]->push(&c)) {
     shared_->handoffs_in_flight.fetch_sub(1, std::memory_order_seq_cst);
     return false;  // full: flush() tries again next tick
   }
-  RM_LOG(debug, "handoff").kv("conn", c.id).kv("from", index_).kv("to", c.handoff_target);
-  wake_target_[c.handoff_target] = true;
+  RM_LOG(debug, "handoff").kv("conn", id).kv("from", index_).kv("to", to);
+  wake_target_[to] = true;
   return true;
 }
 
