@@ -1632,6 +1632,7 @@ void Bench::measure() {
       is(Mode::Load) ? start + i64(opt_.max_seconds * kSec) : warm_end_ + i64(opt_.duration * kSec);
   for (uint32_t i = 0; i < conns_.size(); ++i) pump(i), flush(i);
   while (!stopping_ && !g_interrupted) {
+    start_pending_connects();  // load: a slot with no user left to fill is dropped here
     i64 now = now_ns();
     if (now >= end_ || (n_open_ == 0 && queue_.empty())) {
       stop_ns_ = std::min(now, end_);

@@ -1,16 +1,22 @@
 // Storage benchmarks (Google Benchmark), on the real file system under $TMPDIR (default /tmp):
 //   durable APPEND of 4 KiB messages with group commit (1, 10 and 100 writers per sync),
 //   opening a 1,000,000-message mailbox, reading the flags of all its messages,
-//   fsck throughput over a user's segments, MIME parse (and cache record encode) throughput.
+//   fsck throughput over a user's segments, MIME parse (and cache record encode) throughput,
+//   full-text index: indexing throughput and candidate lookups in a 20,000-message index.
 // Run: build/storage_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "storage/fsck.h"
+#include "storage/fts.h"
 #include "storage/mailbox_index.h"
 #include "storage/mime_cache.h"
 #include "storage/mime_parser.h"
@@ -182,6 +188,167 @@ void bm_mime_parse_and_encode(benchmark::State& state) {
   state.counters["cache_bytes"] = static_cast<double>(cache.size());
 }
 BENCHMARK(bm_mime_parse_and_encode);
+
+// ---- full-text index
+
+// Folded text as MessageText would give it: words of a generated vocabulary drawn with a
+// Zipf-like skew (log-uniform rank), and two planted words: kFtsCommonWord in about a third of
+// the documents, kFtsRareWord in about one in a thousand.
+constexpr std::string_view kFtsCommonWord = "meeting";
+constexpr std::string_view kFtsRareWord = "xylophone";
+
+class FtsTextGenerator {
+ public:
+  static constexpr size_t kVocabulary = 20000;
+
+  explicit FtsTextGenerator(uint64_t seed) : rng_(seed) {
+    std::mt19937_64 vocab_rng(12345);  // one vocabulary whatever the seed
+    words_.reserve(kVocabulary);
+    for (size_t i = 0; i < kVocabulary; i++) {
+      std::string w;
+      const size_t len = 2 + vocab_rng() % 9;
+      for (size_t j = 0; j < len; j++) w.push_back(static_cast<char>('a' + vocab_rng() % 26));
+      words_.push_back(std::move(w));
+    }
+  }
+
+  // About 1.5 KB of text: a subject line, then 150 to 350 words.
+  std::string document() {
+    std::string t = "subject: " + word() + " " + word() + "\n";
+    const size_t n = 150 + rng_() % 200;
+    const bool common = rng_() % 3 == 0, rare = rng_() % 1000 == 0;
+    const size_t common_at = common ? rng_() % n : n, rare_at = rare ? rng_() % n : n;
+    for (size_t i = 0; i < n; i++) {
+      t += i == common_at ? std::string(kFtsCommonWord)
+           : i == rare_at ? std::string(kFtsRareWord)
+                          : word();
+      t += rng_() % 12 == 0 ? '\n' : ' ';
+    }
+    return t;
+  }
+
+ private:
+  const std::string& word() {
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+    const auto rank = static_cast<size_t>(std::exp(u * std::log(double(kVocabulary)))) - 1;
+    return words_[std::min(rank, kVocabulary - 1)];
+  }
+
+  std::mt19937_64 rng_;
+  std::vector<std::string> words_;
+};
+
+// An index of 20,000 documents written as the server writes it (a segment per 1,000 messages,
+// fts_batch_docs' default, merged four of a size at a time), then opened again from its files:
+// every lookup reads mapped segments, nothing is in memory.
+struct FtsCorpus {
+  static constexpr uint32_t kDocs = 20000;
+  static constexpr uint32_t kBatchDocs = 1000;
+
+  FtsCorpus() {
+    root = temp_dir();
+    FtsTextGenerator gen(1);
+    std::unique_ptr<FtsIndex> f;
+    std::vector<std::string> dropped;
+    ok = FtsIndex::open(Env::posix(), root, 1, &f, &dropped).is_ok();
+    auto all = [](uint32_t) { return true; };
+    for (uint32_t uid = 1; ok && uid <= kDocs; uid++) {
+      const std::string text = gen.document();
+      common_docs += text.find(kFtsCommonWord) != std::string::npos;
+      rare_docs += text.find(kFtsRareWord) != std::string::npos;
+      f->add(uid, text);
+      if (f->pending_docs() >= kBatchDocs) ok = f->flush(all).is_ok();
+    }
+    ok = ok && f->flush(all).is_ok();
+    f.reset();
+    ok = ok && FtsIndex::open(Env::posix(), root, 1, &index, &dropped).is_ok() && dropped.empty() &&
+         index->covered_uid() == kDocs && index->pending_docs() == 0;
+  }
+  ~FtsCorpus() {
+    index.reset();
+    std::filesystem::remove_all(root);
+  }
+
+  std::string root;
+  std::unique_ptr<FtsIndex> index;
+  bool ok = false;
+  uint32_t common_docs = 0, rare_docs = 0;  // documents that really hold the word
+};
+
+FtsCorpus& fts_corpus() {
+  static FtsCorpus corpus;
+  return corpus;
+}
+
+// One candidates() call per iteration: the trigrams of `word`, looked up and intersected in
+// every segment.
+void bm_fts_lookup(benchmark::State& state, std::string_view word) {
+  FtsCorpus& corpus = fts_corpus();
+  if (!corpus.ok) return state.SkipWithError("building the index failed");
+  std::vector<uint32_t> out;
+  for (auto _ : state) {
+    out.clear();
+    if (!corpus.index->candidates(word, &out)) state.SkipWithError("needle too short");
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  const FtsStats st = corpus.index->stats();
+  const uint32_t holding = word == kFtsCommonWord ? corpus.common_docs : corpus.rare_docs;
+  state.SetLabel("'" + std::string(word) + "': " + std::to_string(out.size()) + " candidates, " +
+                 std::to_string(holding) + " of " + std::to_string(st.docs) + " docs hold it, " +
+                 std::to_string(st.segments) + " segments");
+  state.counters["candidates"] = static_cast<double>(out.size());
+  state.counters["index_bytes"] = static_cast<double>(st.index_bytes);
+}
+BENCHMARK_CAPTURE(bm_fts_lookup, common, kFtsCommonWord)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(bm_fts_lookup, rare, kFtsRareWord)->Unit(benchmark::kMicrosecond);
+
+// Each iteration indexes a batch of 1,000 documents. Arg 0: add() alone (the in-memory part,
+// dropped untimed after each batch). Arg 1: add() and flush(), which writes the batch as a
+// segment and runs the merges due, as the server does (there on a helper thread) - one growing
+// index, so later iterations pay for larger merges, as a growing mailbox does.
+void bm_fts_index(benchmark::State& state) {
+  const bool flush = state.range(0) != 0;
+  constexpr uint32_t kBatchDocs = 1000;
+  FtsTextGenerator gen(2);
+  std::vector<std::string> docs;
+  int64_t batch_bytes = 0;
+  for (uint32_t i = 0; i < kBatchDocs; i++) {
+    docs.push_back(gen.document());
+    batch_bytes += static_cast<int64_t>(docs.back().size());
+  }
+  const std::string root = temp_dir();
+  std::unique_ptr<FtsIndex> f;
+  std::vector<std::string> dropped;
+  if (!FtsIndex::open(Env::posix(), root, 1, &f, &dropped).is_ok())
+    return state.SkipWithError("open");
+  auto all = [](uint32_t) { return true; };
+  uint32_t uid = 0;
+  for (auto _ : state) {
+    for (const std::string& d : docs) f->add(++uid, d);
+    if (flush) {
+      if (!f->flush(all).is_ok()) state.SkipWithError("flush");
+    } else {
+      state.PauseTiming();
+      if (!f->clear().is_ok()) state.SkipWithError("clear");
+      uid = 0;
+      state.ResumeTiming();
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBatchDocs);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * batch_bytes);
+  const FtsStats st = f->stats();
+  state.SetLabel(flush ? "add+flush+merge, " + std::to_string(st.docs) + " docs in " +
+                             std::to_string(st.segments) + " segments"
+                       : "add only");
+  if (flush)
+    state.counters["index_bytes_per_text_byte"] =
+        st.text_bytes ? static_cast<double>(st.index_bytes) / static_cast<double>(st.text_bytes)
+                      : 0;
+  f.reset();
+  std::filesystem::remove_all(root);
+}
+BENCHMARK(bm_fts_index)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace ringmail
