@@ -519,13 +519,14 @@ void ImapSession::continue_fetch(Connection& c) {
   c.write(buf);
   buf.clear();
   std::string text = "OK FETCH completed";
-  if (run.error == FetchError::unknown_cte)
+  if (run.error == FetchError::unknown_cte) {
     text = "NO [UNKNOWN-CTE] A part has a transfer encoding that cannot be decoded";
-  // RFC 2180 section 4.1.3 and RFC 5530: the client learns that what it asked for by sequence
-  // number is partly gone (it sees the EXPUNGE at its next command). A UID FETCH names UIDs,
-  // of which any may be gone, so it stays OK.
-  else if (run.expunged && !run.uid)
+  } else if (run.expunged && !run.uid) {
+    // RFC 2180 section 4.1.4 and RFC 5530: the client learns that what it asked for by sequence
+    // number is partly gone (it sees the EXPUNGE at its next command). A UID FETCH names UIDs,
+    // of which any may be gone, so it stays OK.
     text = "NO [EXPUNGEISSUED] Some of the requested messages were expunged by another session";
+  }
   std::string tag = std::move(run.tag);
   bool uid = run.uid;
   bool changed = run.changed;
