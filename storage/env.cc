@@ -56,15 +56,23 @@ class PosixAppendFile : public AppendFile {
 
 class MappedReadFile : public ReadFile {
  public:
-  MappedReadFile(void* base, size_t size) : base_(base), size_(size) {}
+  // `capacity` bytes are mapped, of which the first `size` are in the file.
+  MappedReadFile(void* base, size_t size, size_t capacity)
+      : base_(base), size_(size), capacity_(capacity) {}
   ~MappedReadFile() override {
-    if (size_ > 0) munmap(base_, size_);
+    if (capacity_ > 0) munmap(base_, capacity_);
   }
   std::string_view data() const override { return {static_cast<const char*>(base_), size_}; }
+  bool extend(uint64_t size) override {
+    if (size > capacity_) return false;
+    size_ = std::max(size_, static_cast<size_t>(size));
+    return true;
+  }
 
  private:
   void* base_;
   size_t size_;
+  size_t capacity_;
 };
 
 // Opens `path` and learns its size; on failure nothing stays open.
@@ -94,14 +102,22 @@ class PosixEnv : public Env {
   }
 
   Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
+    return open_read_growing(path, 0, out);
+  }
+
+  // Maps `room` bytes (at least the file): a shared mapping beyond the end of the file becomes
+  // readable as the file grows, so the active segment is mapped once, not once per append.
+  Status open_read_growing(const std::string& path, uint64_t room,
+                           std::unique_ptr<ReadFile>* out) override {
     int fd = -1;
     uint64_t file_size = 0;
     Status s = open_with_size(path, O_RDONLY, &fd, &file_size);
     if (!s.is_ok()) return s;
     size_t size = static_cast<size_t>(file_size);
+    size_t capacity = static_cast<size_t>(std::max(file_size, room));
     void* base = nullptr;
-    if (size > 0) {
-      base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (capacity > 0) {
+      base = mmap(nullptr, capacity, PROT_READ, MAP_SHARED, fd, 0);
       if (base == MAP_FAILED) {
         s = errno_status("mmap " + path);
         close(fd);
@@ -109,7 +125,7 @@ class PosixEnv : public Env {
       }
     }
     close(fd);  // the mapping keeps the file
-    *out = std::make_unique<MappedReadFile>(base, size);
+    *out = std::make_unique<MappedReadFile>(base, size, capacity);
     return Status::ok();
   }
 

@@ -33,6 +33,10 @@ class ReadFile {
  public:
   virtual ~ReadFile() = default;
   virtual std::string_view data() const = 0;
+  // A file opened with room to grow (Env::open_read_growing): data() covers `size` bytes from
+  // now on. False when the mapping has no room for that many; data() is then unchanged.
+  // REQUIRES: the file holds at least `size` bytes.
+  virtual bool extend(uint64_t /*size*/) { return false; }
 };
 
 class Env {
@@ -45,6 +49,12 @@ class Env {
   virtual Status open_append(const std::string& path, bool create,
                              std::unique_ptr<AppendFile>* out) = 0;
   virtual Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) = 0;
+  // The same for a file that is still being appended to (the active segment): the view can
+  // later be extended (ReadFile::extend) up to `room` bytes without mapping the file again.
+  virtual Status open_read_growing(const std::string& path, uint64_t /*room*/,
+                                   std::unique_ptr<ReadFile>* out) {
+    return open_read(path, out);
+  }
   // Writes a whole file crash-safely: a temporary, fsync, rename over `path`, fsync the
   // directory. Afterwards `path` holds the old contents or the new ones, never a mix. Without
   // `durable` the two fsyncs are left out: a bulk change makes everything durable at once at its

@@ -28,6 +28,10 @@ class FaultEnv : public Env {
   Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
     return base_->open_read(path, out);
   }
+  Status open_read_growing(const std::string& path, uint64_t room,
+                           std::unique_ptr<ReadFile>* out) override {
+    return base_->open_read_growing(path, room, out);
+  }
   Status write_atomic(const std::string& path, std::string_view data, bool durable) override;
   Status make_dirs(const std::string& path) override { return base_->make_dirs(path); }
   Status sync_dir(const std::string& path) override;

@@ -616,10 +616,18 @@ Status UserMail::map_record(BlobRef blob, uint64_t size, bool verify, RecordHead
                             RecordPayload* payload) {
   auto it = readers_.find(blob.segment);
   uint64_t end = uint64_t{blob.offset} + kRecordHeaderBytes + size;
+  const bool active = writer_ && blob.segment == writer_->id();
+  // The active segment grew since it was mapped: its mapping has room for what was written.
+  if (it != readers_.end() && it->second->data().size() < end && active)
+    it->second->extend(writer_->size());
   if (it == readers_.end() || it->second->data().size() < end) {
-    // First read of this segment, or the active one grew past its mapping: map it (again).
+    // First read of this segment, or the active one grew past its mapping's room: map it (again).
+    // The active one with room for a full segment and one largest message, so that this
+    // happens once per segment, not once per message stored and read.
     std::unique_ptr<ReadFile> f;
-    Status s = env_->open_read(dir_ + "/seg/" + segment_file_name(blob.segment), &f);
+    const std::string path = dir_ + "/seg/" + segment_file_name(blob.segment);
+    Status s = active ? env_->open_read_growing(path, 2 * segment_bytes_max_, &f)
+                      : env_->open_read(path, &f);
     if (!s.is_ok()) return s;
     // Views handed out from the old mapping stay valid: it is retired, not unmapped.
     if (it != readers_.end()) retired_readers_.push_back(std::move(it->second));
