@@ -165,9 +165,32 @@ void ImapCore::flush() {
     }
   }
   if (!idle_.empty()) close_idle();
-  if (!fts_merge_running_ && reactor_.now_ms() - last_fts_merge_scan_ms_ >= kFtsMergeScanMs) {
+  if (reactor_.now_ms() - last_fts_merge_scan_ms_ >= kFtsMergeScanMs) {
     last_fts_merge_scan_ms_ = reactor_.now_ms();
-    start_fts_merge();
+    bound_fts_memory();
+    if (!fts_merge_running_) start_fts_merge();
+  }
+}
+
+// Each mailbox writes its in-memory part after fts_batch_docs messages; many open users each
+// below that would otherwise hold it all (50 users with 500 new messages each: 200 MB).
+void ImapCore::bound_fts_memory() {
+  for (int flushed = 0; flushed < 4; flushed++) {  // the work per scan stays bounded
+    uint64_t total = 0, largest_bytes = 0;
+    OpenUser* largest = nullptr;
+    for (auto& [name, owned] : users_) {
+      OpenUser* u = owned.get();
+      if (!u->mail || u->loading || u->compacting || !u->failed.is_ok()) continue;
+      uint64_t bytes = u->mail->fts_memory_bytes();
+      total += bytes;
+      if (bytes > largest_bytes) largest_bytes = bytes, largest = u;
+    }
+    if (total <= kFtsMemoryBytesMax || !largest) return;
+    Status s = largest->mail->fts_flush();
+    if (!s.is_ok()) {
+      RM_LOG(warn, "fts_failed").kv("user", largest->name).kv("error", s.message());
+      return;
+    }
   }
 }
 

@@ -122,6 +122,10 @@ class ImapCore : public CoreLocal {
   bool evictable(const OpenUser* u) const;
   void start_compaction(OpenUser* u);
   void start_fts_merge();
+  // The in-memory parts of all open users' full-text indexes on this core stay within
+  // kFtsMemoryBytesMax: beyond it, the user holding the most writes its parts out.
+  void bound_fts_memory();
+  static constexpr uint64_t kFtsMemoryBytesMax = 16u << 20;
 
   Reactor& reactor_;
   std::unordered_map<std::string, std::unique_ptr<OpenUser>> users_;

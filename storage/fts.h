@@ -54,6 +54,8 @@ class FtsIndex {
   uint32_t pending_docs() const { return mem_docs_; }
   // Bytes the in-memory part holds.
   uint64_t pending_bytes() const { return mem_.size() * sizeof(uint64_t); }
+  // What the in-memory part holds on the heap (its capacity).
+  uint64_t memory_bytes() const { return mem_.capacity() * sizeof(uint64_t); }
   // Writes the in-memory part as a segment file, then (unless merges run in the background)
   // merges while four neighbouring segments are of one size class. `live` says whether a UID is
   // still in the mailbox.

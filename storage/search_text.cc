@@ -13,7 +13,9 @@ namespace ringmail {
 namespace {
 
 // Decode buffers grow to the largest message read; past this they are released after it.
-constexpr size_t kBufferKeepBytes = 8u << 20;
+// Scratch kept between messages. Every open user's full-text indexing has its own (UserMail):
+// what one large message grew is given back, or 50 users kept 200 MB between them.
+constexpr size_t kBufferKeepBytes = 256u << 10;
 constexpr size_t kCharsetNameBytesMax = 64;
 constexpr size_t kIconvOpenMax = 8;  // converters kept open, by charset name
 

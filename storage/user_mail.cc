@@ -495,7 +495,7 @@ Status UserMail::fts_add(uint32_t mailbox_id, FtsIndex* f, const MessageRecord& 
                          std::string_view message, const MimeInfo& mime) {
   text_extract_.extract(message, mime, &text_);
   f->add(rec.uid, text_);
-  if (text_.capacity() > (8u << 20)) std::string().swap(text_);
+  if (text_.capacity() > (256u << 10)) std::string().swap(text_);  // see search_text.cc
   if (f->pending_docs() < fts_batch_docs_ && f->pending_bytes() < kFtsPendingBytesMax)
     return Status::ok();
   MailboxIndex* idx;
@@ -545,6 +545,12 @@ Status UserMail::fts_flush() {
     if (!s.is_ok()) return s;
   }
   return Status::ok();
+}
+
+uint64_t UserMail::fts_memory_bytes() const {
+  uint64_t bytes = 0;
+  for (const auto& [id, f] : fts_) bytes += f->memory_bytes();
+  return bytes;
 }
 
 Status UserMail::fts_stats(FtsStats* out) {

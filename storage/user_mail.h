@@ -151,6 +151,9 @@ class UserMail {
   Status fts_catch_up(uint32_t mailbox_id, uint64_t budget_bytes, bool* done);
   // Writes every mailbox's in-memory index part as a segment.
   Status fts_flush();
+  // Heap bytes held by the in-memory parts of this user's indexes (ImapCore keeps their sum on
+  // a core within a budget by flushing the largest).
+  uint64_t fts_memory_bytes() const;
   // A merge due in an open mailbox's index: run job with FtsIndex::run_merge on any thread,
   // then fts_finish_merge() here. False when none is due.
   struct FtsMerge {
