@@ -106,7 +106,9 @@ void ImapCore::loaded(OpenUser* u, std::unique_ptr<UserMail> mail, const Status&
       w.session->on_mail_ready(*w.conn, u, u->failed);
     }
   }
-  if (u->sessions.empty()) {
+  // Every waiter may already have detached (a failed open answers NO and detaches), which put
+  // the user on the idle list: listed twice, it was freed at the first eviction and used after.
+  if (u->sessions.empty() && !u->in_idle_list) {
     u->idle_since_ms = reactor_.now_ms();
     u->in_idle_list = true;
     idle_.push_back(u);
