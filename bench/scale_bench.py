@@ -296,7 +296,7 @@ def login_cores(log_path, offset):
 def import_users(ctx, data, count, run):
     """`ringmail user import` of bench0..bench<count-1>; returns (seconds, source)."""
     argv = [os.path.join(ctx.args.build, "ringmail"), "user", "import", "--data-dir", data,
-            "--iterations", "4096"]
+            "--iterations", "4096"] + (["--create-mail"] if ctx.args.create_mail else [])
     lines = "".join(f"{USER_PATTERN % i} {PASSWORD}\n" for i in range(count))
     ref = ctx.report.source(shlex.join(argv) + f"  < {count} lines 'benchN {PASSWORD}'")
     log(f"{run}: importing {count} users")
@@ -770,6 +770,9 @@ def main():
                     help="how long to wait for other servers/benches/builds to finish")
     ap.add_argument("--ignore-busy", action="store_true")
     ap.add_argument("--tmp-dir", default=None, help="parent of the temporary directory")
+    ap.add_argument("--create-mail", action="store_true",
+                    help="users run: `user import --create-mail` makes every user's mail at "
+                         "import, so the first logins do not create it")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)

@@ -3,10 +3,9 @@
 //   ringmail user passwd NAME [--data-dir DIR] [--iterations N]
 //   ringmail user del NAME [--data-dir DIR]
 //   ringmail user list [--data-dir DIR]
-//   ringmail user import [--data-dir DIR] [--iterations N]   ("name password" lines on stdin)
-//   ringmail fsck [--data-dir DIR] [--user NAME] [--repair]
-//   ringmail compact [--data-dir DIR] [--user NAME]
-//   ringmail index rebuild|stats [--data-dir DIR] [--user NAME]
+//   ringmail user import [--data-dir DIR] [--iterations N] [--create-mail]   ("name password" lines
+//   on stdin) ringmail fsck [--data-dir DIR] [--user NAME] [--repair] ringmail compact [--data-dir
+//   DIR] [--user NAME] ringmail index rebuild|stats [--data-dir DIR] [--user NAME]
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -19,6 +18,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,7 +31,11 @@
 
 namespace {
 
+using ringmail::AppendFile;
+using ringmail::Env;
+using ringmail::ReadFile;
 using ringmail::Status;
+using ringmail::UserMail;
 using ringmail::UserStore;
 
 constexpr const char* kUsage =
@@ -42,7 +46,8 @@ constexpr const char* kUsage =
     "       ringmail user app-password add|list|revoke NAME [LABEL] [--data-dir DIR]\n"
     "       ringmail user app-only NAME on|off [--data-dir DIR]  (IMAP takes app passwords only)\n"
     "       ringmail user list [--data-dir DIR]\n"
-    "       ringmail user import [--data-dir DIR] [--iterations N]  (\"NAME PASSWORD\" lines on "
+    "       ringmail user import [--data-dir DIR] [--iterations N] [--create-mail]  (\"NAME "
+    "PASSWORD\" lines on "
     "stdin)\n"
     "       ringmail fsck [--data-dir DIR] [--user NAME] [--repair]\n"
     "       ringmail compact [--data-dir DIR] [--user NAME]\n"
@@ -281,7 +286,62 @@ int run_index(const std::string& data_dir, const std::string& only_user, const s
 
 // Adds many users at once, hashing on every CPU: lines of "NAME PASSWORD" on standard input.
 // Reports each line it cannot take and goes on; exit 0 only when every line was taken.
-int run_import(UserStore& store, uint32_t iterations) {
+// Bulk provisioning writes each new user's mail without a sync per file: the import ends with
+// one syncfs of the whole file system, which makes all of it durable at once (an interrupted
+// import is run again; fsck --repair mends a half-written user).
+class DeferredSyncEnv : public Env {
+ public:
+  explicit DeferredSyncEnv(Env* base) : base_(base) {}
+  Status open_append(const std::string& path, bool create,
+                     std::unique_ptr<AppendFile>* out) override {
+    std::unique_ptr<AppendFile> f;
+    Status s = base_->open_append(path, create, &f);
+    if (s.is_ok()) *out = std::make_unique<File>(std::move(f));
+    return s;
+  }
+  Status open_read(const std::string& path, std::unique_ptr<ReadFile>* out) override {
+    return base_->open_read(path, out);
+  }
+  Status write_atomic(const std::string& path, std::string_view data, bool) override {
+    return base_->write_atomic(path, data, false);
+  }
+  Status make_dirs(const std::string& path) override { return base_->make_dirs(path); }
+  Status sync_dir(const std::string&) override { return Status::ok(); }
+  Status list_dir(const std::string& path, std::vector<std::string>* names) override {
+    return base_->list_dir(path, names);
+  }
+  Status remove(const std::string& path) override { return base_->remove(path); }
+  Status remove_tree(const std::string& path) override { return base_->remove_tree(path); }
+  Status sync_all(const std::string& path) override { return base_->sync_all(path); }
+  Status rename(const std::string& from, const std::string& to) override {
+    return base_->rename(from, to);
+  }
+  bool exists(const std::string& path) override { return base_->exists(path); }
+  bool is_symlink(const std::string& path) override { return base_->is_symlink(path); }
+  Status open_for_sync(const std::string& path, int* fd) override {
+    return base_->open_for_sync(path, fd);
+  }
+  Status write_unsynced(const std::string& path, std::string_view data, int* fd) override {
+    return base_->write_unsynced(path, data, fd);
+  }
+
+ private:
+  class File : public AppendFile {
+   public:
+    explicit File(std::unique_ptr<AppendFile> f) : f_(std::move(f)) {}
+    Status append(std::string_view data) override { return f_->append(data); }
+    Status sync() override { return Status::ok(); }
+    Status truncate(uint64_t size) override { return f_->truncate(size); }
+    uint64_t size() const override { return f_->size(); }
+    int fd() const override { return f_->fd(); }
+
+   private:
+    std::unique_ptr<AppendFile> f_;
+  };
+  Env* base_;
+};
+
+int run_import(UserStore& store, uint32_t iterations, bool create_mail) {
   std::vector<std::pair<std::string, std::string>> users;
   std::string line;
   int rc = 0;
@@ -301,6 +361,7 @@ int run_import(UserStore& store, uint32_t iterations) {
     users.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   store.set_deferred_sync(true);  // one syncfs at the end instead of three fsyncs per user
+  DeferredSyncEnv deferred(Env::posix());
   std::atomic<size_t> next{0}, added{0}, failed{0};
   std::vector<std::thread> threads;
   unsigned n = std::max(1u, std::thread::hardware_concurrency());
@@ -309,6 +370,13 @@ int run_import(UserStore& store, uint32_t iterations) {
       for (size_t i = next++; i < users.size(); i = next++) {
         Status s = store.add(users[i].first, users[i].second, iterations);
         explicit_bzero(users[i].second.data(), users[i].second.size());
+        if (s.is_ok() && create_mail) {
+          // The user's mail (INBOX and the special-use mailboxes) now, not at the first login,
+          // which would otherwise pay for it with a sync per file.
+          std::unique_ptr<UserMail> mail;
+          UserMail::OpenReport report;
+          s = UserMail::open(&deferred, store.user_dir(users[i].first), &mail, &report);
+        }
         if (s.is_ok()) {
           added++;
         } else {
@@ -444,6 +512,7 @@ int main(int argc, char** argv) {
   std::string only_user;
   bool repair = false;
   bool weak_ok = false;
+  bool create_mail = false;
   for (size_t i = 0; i < args.size(); i++) {
     if (args[i] == "--help" || args[i] == "-h") {
       fputs(kUsage, stdout);
@@ -456,6 +525,8 @@ int main(int argc, char** argv) {
       repair = true;
     } else if (args[i] == "--allow-weak-password") {
       weak_ok = true;
+    } else if (args[i] == "--create-mail") {
+      create_mail = true;
     } else if (args[i] == "--iterations" && i + 1 < args.size()) {
       char* end = nullptr;
       unsigned long v = strtoul(args[++i].c_str(), &end, 10);
@@ -477,7 +548,7 @@ int main(int argc, char** argv) {
   const std::string& cmd = words[1];
   if (cmd == "import") {
     if (words.size() != 2) return usage("user import takes no name");
-    return run_import(store, iterations);
+    return run_import(store, iterations, create_mail);
   }
   if (cmd == "list") {
     if (words.size() != 2) return usage("user list takes no name");
