@@ -28,6 +28,7 @@ import unittest
 
 from harness import (HOST, ITERATIONS, TIMEOUT, Server, bin_path, crash_lines, run,
                      run_ringmail)
+from test_mail import _shutdown_quietly
 
 PASSWORD = "bench-pw-1"
 BENCH_TIMEOUT = 4 * TIMEOUT  # one bench run, start to exit (sanitizer builds are slow)
@@ -71,13 +72,6 @@ def import_users(data_dir, users):
                      stdin_text="".join("%s %s\n" % (n, p) for n, p in users.items()))
     if r.returncode != 0:
         raise RuntimeError("ringmail user import failed: %r" % r)
-
-
-def _shutdown_quietly(m):
-    try:
-        m.shutdown()
-    except OSError:
-        pass
 
 
 class BenchCase(unittest.TestCase):
